@@ -1,0 +1,127 @@
+"""Speed of the Kanezaki 2018 loop: ``python -m lib benchmark [--reference] [--device cuda]``.
+
+Reports (i) seconds per iteration for one 481 x 321 image (M = 2, p = q = 100, the paper's
+arithmetic) with this study's loop, (ii) images x iterations per second for a batch of
+independent models, and with ``--reference`` (iii) the same single-image loop written the way
+the authors' demo.py runs it: default (NCHW) memory layout, labels copied to the host every
+iteration and the superpixel vote as a Python loop over superpixels (no display). The arithmetic
+of the network is identical in all three; only the machinery around it differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .loops import self_train
+from .methods import Kanezaki2018
+from .runtime import resolve_device
+from .superpixels import majority_vote_reference
+
+
+def _bsds_like_image(data_root) -> tuple[np.ndarray, str]:
+    from . import data
+
+    try:
+        s = data.load("bsds500", root=data_root, limit=1)[0]
+        image = s.image if s.image.shape[0] == 321 else np.ascontiguousarray(s.image.transpose(1, 0, 2))
+        return image, f"BSDS500 test {s.id}"
+    except data.DatasetNotFound:
+        return data.load("synthetic", n=1, size=(321, 481))[0].image, "synthetic 321x481"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_study_loop(images: list[np.ndarray], layers: int, iterations: int, device: torch.device) -> float:
+    """Seconds per iteration of lib's loop for a batch of ``images`` (one warm-up iteration first)."""
+    method = Kanezaki2018(variant="paper", n_layers=layers, iterations=iterations)
+    x, vote = method.prepare(images, device)
+    model = method.build_model([(0, i) for i in range(len(images))], device)
+    self_train(model, x, iterations=1, lr=0.1, momentum=0.9, refine=vote)  # warm-up (kernel selection)
+    _sync(device)
+    start = time.perf_counter()
+    self_train(model, x, iterations=iterations, lr=0.1, momentum=0.9, refine=vote)
+    _sync(device)
+    # self_train ends with one extra forward pass for the final labels; count it in, conservatively
+    return (time.perf_counter() - start) / iterations
+
+
+class _ReferenceNet(torch.nn.Module):
+    """The same network as one plain (ungrouped, NCHW) module, as demo.py builds it."""
+
+    def __init__(self, layers: int, p: int = 100):
+        super().__init__()
+        self.convs = torch.nn.ModuleList([torch.nn.Conv2d(3 if i == 0 else p, p, 3, padding=1) for i in range(layers)])
+        self.bns = torch.nn.ModuleList([torch.nn.BatchNorm2d(p) for _ in range(layers)])
+        self.cls = torch.nn.Conv2d(p, p, 1)
+        self.bn = torch.nn.BatchNorm2d(p)
+
+    def forward(self, x):
+        for conv, bn in zip(self.convs, self.bns):
+            x = bn(F.relu(conv(x)))
+        return self.bn(self.cls(x))
+
+
+def time_reference_loop(image: np.ndarray, layers: int, iterations: int, device: torch.device) -> float:
+    """Seconds per iteration of a loop structured like the authors' demo.py (see module docstring)."""
+    method = Kanezaki2018(variant="code", n_layers=layers)
+    bgr = np.ascontiguousarray(image[..., ::-1])
+    from .superpixels import slic_superpixels
+
+    sp = slic_superpixels(bgr, 10_000, 100.0)
+    x = torch.from_numpy(bgr.transpose(2, 0, 1).astype(np.float32)[None] / 255).to(device)
+    torch.manual_seed(0)
+    model = _ReferenceNet(layers).to(device).train()
+    opt = torch.optim.SGD(model.parameters(), lr=method.config.lr, momentum=method.config.momentum)
+
+    def step():
+        opt.zero_grad()
+        out = model(x)[0].permute(1, 2, 0).reshape(-1, 100)
+        target = out.argmax(1).cpu().numpy()
+        len(np.unique(target))  # nLabels, as demo.py prints it
+        refined = majority_vote_reference(target.reshape(sp.shape), sp).ravel()
+        loss = F.cross_entropy(out, torch.from_numpy(refined).to(device))
+        loss.backward()
+        opt.step()
+
+    step()  # warm-up
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(iterations):
+        step()
+    _sync(device)
+    return (time.perf_counter() - start) / iterations
+
+
+def main(args: argparse.Namespace) -> int:
+    device = resolve_device(args.device)
+    image, source = _bsds_like_image(args.data_root)
+    batch = args.batch or (2 if device.type == "cpu" else 16)
+    result = {
+        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+        "cpu": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__, "image": f"{source}, {image.shape[1]}x{image.shape[0]}", "layers": args.layers,
+        "timed_iterations": args.iterations,
+    }
+    result["study_seconds_per_iteration"] = time_study_loop([image], args.layers, args.iterations, device)
+    batch_spi = time_study_loop([image] * batch, args.layers, args.iterations, device)
+    result["batch_images"] = batch
+    result["batch_image_iterations_per_second"] = batch / batch_spi
+    if args.reference:
+        result["reference_seconds_per_iteration"] = time_reference_loop(image, args.layers, args.iterations, device)
+        result["speedup_vs_reference"] = result["reference_seconds_per_iteration"] / result["study_seconds_per_iteration"]
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for k, v in result.items():
+            print(f"{k:<36} {v:.3f}" if isinstance(v, float) else f"{k:<36} {v}")
+    return 0

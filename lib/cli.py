@@ -1,0 +1,201 @@
+"""Command line: ``python -m lib <command> ...`` (``python -m lib --help`` lists the commands).
+
+- ``evaluate bsds500 --pred DIR``: Kim-protocol mIoU of a folder of label maps.
+- ``segment --method kanezaki2018 --out DIR IMAGE...``: segment your own images.
+- ``download bsds500`` / ``verify bsds500``: get the dataset / check a copy against the manifest.
+- ``benchmark``: seconds per iteration of the per-image loop (see ``lib/benchmark.py``).
+- ``index [RESULTS]``: rebuild ``results/README.md`` from the notebooks' outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+
+class CLIError(RuntimeError):
+    """An error the user can fix; printed without a traceback."""
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from . import data
+    from .io import LabelMapError, read_label_map
+    from .metrics import image_miou, pooled_miou
+
+    pred_dir = Path(args.pred)
+    if not pred_dir.is_dir():
+        raise CLIError(f"--pred {pred_dir}: not a folder of label maps")
+    ds = data.load("bsds500", root=args.data_root, split=args.split)
+    scores = []
+    for sample in _progress(ds, args, "evaluating"):
+        candidates = [pred_dir / f"{sample.id}.png", pred_dir / f"{sample.id}.npy"]
+        found = [p for p in candidates if p.is_file()]
+        if not found:
+            raise CLIError(f"image {sample.id}: no prediction (looked for {candidates[0]} and {candidates[1].name})")
+        try:
+            pred = read_label_map(found[0])
+        except LabelMapError as exc:
+            raise CLIError(f"image {sample.id}: {exc}") from exc
+        if pred.shape != sample.shape:
+            raise CLIError(f"image {sample.id}: prediction {found[0]} is {pred.shape[0]}x{pred.shape[1]} (HxW) "
+                           f"but the image is {sample.shape[0]}x{sample.shape[1]}; save label maps at the image's size")
+        scores.append(image_miou(pred, sample.segmentations))
+    result = pooled_miou(scores)
+    result["images"] = len(scores)
+    result["segments_per_image"] = float(np.mean([s.n_segments for s in scores]))
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"BSDS500 {args.split}, {len(scores)} images; Kim et al. protocol (4-connected segments, pooled over segments)")
+        for key in ("all", "fine", "coarse", "mean"):
+            print(f"  {key.capitalize():<7} {result[key]:.4f}")
+        print(f"  segments per image {result['segments_per_image']:.1f}")
+    return 0
+
+
+def _segment(args: argparse.Namespace) -> int:
+    from .data.bsds500 import read_image
+    from .data import resize_image
+    from .io import save_image, save_label_map
+    from .methods import Kanezaki2018
+    from .plots import boundaries_overlay
+    from .runtime import resolve_device
+
+    if args.method != "kanezaki2018":
+        raise CLIError(f"--method {args.method}: only kanezaki2018 is available so far")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(args.device)
+    method = Kanezaki2018(variant=args.variant, iterations=args.iterations, n_layers=args.layers)
+    images = {}
+    for name in args.images:
+        path = Path(name)
+        if not path.is_file():
+            raise CLIError(f"image not found: {path}")
+        images[path] = resize_image(read_image(path), args.max_side)
+    by_shape: dict[tuple, list[Path]] = {}
+    for path, im in images.items():
+        by_shape.setdefault(im.shape, []).append(path)
+    for paths in by_shape.values():
+        for start in range(0, len(paths), args.batch):
+            chunk = paths[start : start + args.batch]
+            outputs = method.run([images[p] for p in chunk], [(args.seed, p.name) for p in chunk], device, progress=not args.quiet)
+            for p, o in zip(chunk, outputs):
+                save_label_map(out / f"{p.stem}.png", o.labels)
+                save_image(out / f"{p.stem}_overlay.png", boundaries_overlay(images[p], o.labels))
+                print(f"{p} -> {out / (p.stem + '.png')}: {len(np.unique(o.labels))} labels after {o.iterations} iterations")
+    return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    from .data import bsds500
+
+    target = bsds500.download(args.data_root, progress=not args.quiet)
+    print(f"BSDS500 ready in {target}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from .data import bsds500
+    from .paths import data_root
+
+    problems = bsds500.verify(args.data_root)
+    if problems:
+        print("\n".join(problems[:20]) + (f"\n... {len(problems) - 20} more" if len(problems) > 20 else ""))
+        print(f"{len(problems)} problem(s); fix them with: python -m lib download bsds500 --data-root {data_root(args.data_root)}")
+        return 1
+    print(f"BSDS500 under {data_root(args.data_root) / 'bsds500'}: all {len(bsds500.manifest())} train/test files match the manifest")
+    return 0
+
+
+def _benchmark(args: argparse.Namespace) -> int:
+    from .benchmark import main as bench
+
+    return bench(args)
+
+
+def _index(args: argparse.Namespace) -> int:
+    from .report import write_index
+
+    print(f"wrote {write_index(args.results)}")
+    return 0
+
+
+def _progress(items, args, desc):
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, disable=getattr(args, "quiet", False) or getattr(args, "json", False))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m lib", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    e = sub.add_parser("evaluate", help="score a folder of label maps with the Kim et al. BSDS500 mIoU")
+    e.add_argument("dataset", choices=["bsds500"])
+    e.add_argument("--pred", required=True, help="folder of <image id>.png (8/16-bit, one channel) or <image id>.npy label maps")
+    e.add_argument("--split", default="test", choices=["train", "val", "test"])
+    e.add_argument("--data-root", default=None, help="folder holding bsds500/ (default: $SEGSTUDY_DATA_ROOT or data/)")
+    e.add_argument("--json", action="store_true", help="print a JSON object with keys all, fine, coarse, mean")
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(func=_evaluate)
+
+    s = sub.add_parser("segment", help="segment your own images; writes <stem>.png 16-bit label maps and overlays")
+    s.add_argument("--method", default="kanezaki2018")
+    s.add_argument("--variant", default="paper", choices=["paper", "code"], help="the paper's form or the authors' code's")
+    s.add_argument("--iterations", type=int, default=None, help="T (default: 500 paper, at most 1000 code)")
+    s.add_argument("--layers", type=int, default=None, help="M conv components (default 2)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    s.add_argument("--max-side", type=int, default=None, help="shrink images so the longer side is at most this")
+    s.add_argument("--batch", type=int, default=1, help="images of one size optimised together (use >1 on a GPU)")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("images", nargs="+", help="image files")
+    s.set_defaults(func=_segment)
+
+    d = sub.add_parser("download", help="download and verify a dataset")
+    d.add_argument("dataset", choices=["bsds500"])
+    d.add_argument("--data-root", default=None)
+    d.add_argument("--quiet", action="store_true")
+    d.set_defaults(func=_download)
+
+    v = sub.add_parser("verify", help="check a dataset copy against its SHA-256 manifest")
+    v.add_argument("dataset", choices=["bsds500"])
+    v.add_argument("--data-root", default=None)
+    v.set_defaults(func=_verify)
+
+    b = sub.add_parser("benchmark", help="seconds per iteration of the Kanezaki 2018 loop on one BSDS-sized image, and batch throughput")
+    b.add_argument("--device", default="auto")
+    b.add_argument("--iterations", type=int, default=5, help="timed iterations (after one warm-up)")
+    b.add_argument("--batch", type=int, default=0, help="images in the batch measurement (0: 2 on CPU, 16 on CUDA)")
+    b.add_argument("--layers", type=int, default=2, help="M")
+    b.add_argument("--reference", action="store_true", help="also time a loop written like the authors' demo.py")
+    b.add_argument("--data-root", default=None, help="to take a real BSDS500 image when present")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=_benchmark)
+
+    i = sub.add_parser("index", help="rebuild results/README.md")
+    i.add_argument("results", nargs="?", default="results")
+    i.set_defaults(func=_index)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .data import DatasetError
+
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (CLIError, DatasetError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

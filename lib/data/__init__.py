@@ -1,0 +1,45 @@
+"""Datasets: one module per dataset, all returning :class:`Sample` objects.
+
+``load(name, ...)`` is the registry's entry point; ``available()`` lists the names.
+
+- ``bsds500``: the Berkeley Segmentation Data Set 500 in its official layout (``bsds500.py``).
+- ``synthetic``: generated scenes whose ground truth is exact (``synthetic.py``).
+- ``photos``: scikit-image's bundled photographs, no ground truth (``photos.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from .base import DatasetError, DatasetNotFound, Sample, SampleList, resize_image
+from . import bsds500, photos, synthetic
+
+_REGISTRY: dict[str, Callable[..., SampleList]] = {
+    "bsds500": bsds500.BSDS500,
+    "synthetic": synthetic.SyntheticScenes,
+    "photos": photos.Photos,
+}
+
+
+def available() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def load(name: str, **kwargs) -> SampleList:
+    """Open dataset ``name`` (see :func:`available`); keyword arguments go to its class."""
+    try:
+        factory = _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(available())}") from None
+    return factory(**kwargs)
+
+
+__all__ = [
+    "DatasetError",
+    "DatasetNotFound",
+    "Sample",
+    "SampleList",
+    "available",
+    "load",
+    "resize_image",
+]

@@ -1,0 +1,15 @@
+"""Segmentation methods: a model, its losses and its loop tied into ``run(images, seeds)``.
+
+Every method follows the :class:`~lib.methods.base.Method` protocol, so the runner in
+``lib/runs.py`` can batch, cache, resume and evaluate any of them the same way.
+
+- ``kanezaki2018``: CNN clustering by backpropagation with superpixel refinement.
+- ``baselines``: k-means on a x a RGB windows, Felzenszwalb–Huttenlocher graph segmentation,
+  and the blank (one-segment) prediction.
+"""
+
+from .base import Method, Output
+from .baselines import Blank, Felzenszwalb, KMeansWindows
+from .kanezaki2018 import Kanezaki2018
+
+__all__ = ["Blank", "Felzenszwalb", "KMeansWindows", "Kanezaki2018", "Method", "Output"]

@@ -1,0 +1,94 @@
+"""Figures: label maps in colour, image/segmentation grids, per-image F, PR curves."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from .metrics import relabel_connected  # noqa: E402
+
+
+def colourise(labels: np.ndarray, image: np.ndarray | None = None, segments: bool = True) -> np.ndarray:
+    """A label map in colour: each 4-connected segment gets its mean image colour when ``image``
+    is given (as Fig. 2 of Kanezaki 2018 shows segments), else a fixed random colour per label."""
+    labels = relabel_connected(labels) if segments else np.asarray(labels)
+    if image is not None and image.shape[:2] == labels.shape:
+        n = int(labels.max()) + 1
+        sums = np.stack([np.bincount(labels.ravel(), image[..., c].ravel(), n) for c in range(3)], 1)
+        mean = sums / np.bincount(labels.ravel(), minlength=n)[:, None]
+        return mean[labels].astype(np.uint8)
+    palette = np.random.default_rng(0).integers(0, 256, size=(int(labels.max()) + 1, 3), dtype=np.uint8)
+    return palette[labels]
+
+
+def boundaries_overlay(image: np.ndarray, labels: np.ndarray, colour=(255, 0, 0)) -> np.ndarray:
+    """The image with the segment boundaries drawn on it."""
+    from skimage.segmentation import find_boundaries
+
+    out = image.copy()
+    out[find_boundaries(relabel_connected(labels), mode="inner")] = colour
+    return out
+
+
+def segmentation_grid(rows: Sequence[tuple[str, np.ndarray, Sequence[tuple[str, np.ndarray]]]], width: float = 2.4) -> plt.Figure:
+    """``rows`` of (title, image, [(column title, label map), ...]) -> image | segmentations grid."""
+    n_cols = 1 + max(len(r[2]) for r in rows)
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(width * n_cols, width * 0.75 * len(rows)), squeeze=False)
+    for i, (title, image, maps) in enumerate(rows):
+        axes[i, 0].imshow(image)
+        axes[i, 0].set_title(title, fontsize=8)
+        for j, (name, lab) in enumerate(maps, start=1):
+            shown = lab if lab.shape == image.shape[:2] else _nearest(lab, image.shape[:2])
+            axes[i, j].imshow(colourise(shown, image))
+            axes[i, j].set_title(f"{name}\n{int(relabel_connected(shown).max()) + 1} segments", fontsize=8)
+        for ax in axes[i]:
+            ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def _nearest(labels: np.ndarray, shape) -> np.ndarray:
+    from .metrics import upsample_labels
+
+    return upsample_labels(labels, shape)
+
+
+def per_image_f(df: pd.DataFrame, value: str = "f", hue: str = "method") -> plt.Figure:
+    """Fig. 3 of Kanezaki 2018: per-image F-measure, images sorted by the first method's score."""
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    first = df[hue].iloc[0]
+    order = df[df[hue] == first].groupby("image")[value].mean().sort_values().index
+    pos = {k: i for i, k in enumerate(order)}
+    d = df.assign(rank=df["image"].map(pos))
+    sns.lineplot(data=d, x="rank", y=value, hue=hue, marker="o", markersize=3, ax=ax, errorbar=("sd", 1))
+    ax.set_xlabel(f"image (sorted by {first})")
+    ax.set_ylabel("F-measure (IoU > 0.5)")
+    ax.set_ylim(0, None)
+    fig.tight_layout()
+    return fig
+
+
+def pr_curves(curves: Mapping[str, Mapping[float, tuple[np.ndarray, np.ndarray]]]) -> plt.Figure:
+    """Fig. 4 of Kanezaki 2018: ``{method: {threshold: (recall, precision)}}`` one panel per threshold."""
+    thresholds = sorted({t for c in curves.values() for t in c})
+    fig, axes = plt.subplots(1, len(thresholds), figsize=(4 * len(thresholds), 3.3), squeeze=False)
+    for ax, t in zip(axes[0], thresholds):
+        for name, c in curves.items():
+            if t in c:
+                recall, precision = c[t]
+                ax.plot(recall, precision, label=name)
+        ax.set_title(f"IoU threshold {t}")
+        ax.set_xlabel("recall")
+        ax.set_ylabel("precision")
+        ax.set_xlim(0, None)
+        ax.set_ylim(0, 1)
+    axes[0, -1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,135 @@
+"""Running a method over a dataset: batching, caching, resuming, evaluating.
+
+Each (method parameters, image size, seed, image) result is stored as one small ``.npz`` file
+under ``<store>/<method key>/side<max_side>/seed<seed>/<dataset>/<id>.npz`` as soon as its batch
+finishes (written atomically). Running again skips what is stored, so an interrupted notebook
+resumes where it stopped, and a changed parameter gets a new folder instead of stale results.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .data import Sample, resize_image
+from .evaluation import ImageEval, evaluate_image
+from .io import save_npz
+from .methods.base import Method, params_key
+from .runtime import default_batch_size, resolve_device
+
+
+@dataclass
+class Record:
+    """One image's result for one method and seed."""
+
+    dataset: str
+    id: str
+    seed: int
+    iterations: int
+    seconds: float
+    n_labels: int  # distinct labels in the raw label map (before connected components)
+    evaluation: ImageEval | None  # None when the image has no ground truth
+    labels: np.ndarray | None = None  # kept only when asked for (figures)
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.dataset}/{self.id}"
+
+
+def _record_path(folder: Path, sample: Sample) -> Path:
+    return folder / sample.dataset / f"{sample.id}.npz"
+
+
+def _save(path: Path, rec: Record) -> None:
+    arrays: dict[str, Any] = {
+        "iterations": rec.iterations, "seconds": rec.seconds, "n_labels": rec.n_labels,
+    }
+    if rec.evaluation is not None:
+        arrays.update({f"eval_{k}": v for k, v in rec.evaluation.to_arrays().items()})
+    if rec.labels is not None:
+        arrays["labels"] = rec.labels.astype(np.uint16 if rec.labels.max() < 65536 else np.int64)
+    arrays.update({f"extra_{k}": v for k, v in rec.extras.items()})
+    save_npz(path, **arrays)
+
+
+def _load(path: Path, sample: Sample, seed: int, want_labels: bool) -> Record | None:
+    try:
+        with np.load(path) as z:
+            a = {k: z[k] for k in z.files}
+    except Exception:  # a damaged cache file is recomputed, not trusted
+        return None
+    if want_labels and "labels" not in a:
+        return None
+    ev = {k[5:]: v for k, v in a.items() if k.startswith("eval_")}
+    if sample.segmentations and not ev:
+        return None
+    return Record(
+        dataset=sample.dataset, id=sample.id, seed=seed, iterations=int(a["iterations"]),
+        seconds=float(a["seconds"]), n_labels=int(a["n_labels"]),
+        evaluation=ImageEval.from_arrays(ev) if ev else None,
+        labels=a["labels"].astype(np.int64) if "labels" in a else None,
+        extras={k[6:]: v for k, v in a.items() if k.startswith("extra_")},
+    )
+
+
+def run_method(
+    method: Method,
+    samples: Sequence[Sample],
+    seeds: Sequence[int],
+    store: str | Path,
+    *,
+    max_side: int | None = None,
+    device: str | torch.device = "auto",
+    batch_size: int | None = None,
+    keep_labels: bool = False,
+    progress: bool = True,
+) -> list[Record]:
+    """Run ``method`` on every sample for every seed; return one :class:`Record` each.
+
+    Images are shrunk to ``max_side`` (if given) before the method sees them; predictions are
+    scored at the ground truth's resolution. Batchable methods get images of one size together,
+    ``batch_size`` at a time (default: 1 on CPU, 16 on CUDA).
+    """
+    dev = resolve_device(device)
+    batch_size = batch_size or default_batch_size(dev)
+    if not method.batchable:
+        batch_size = 1
+    folder = Path(store) / params_key(method) / f"side{max_side or 'full'}"
+    records: dict[tuple[int, str], Record] = {}
+    todo: list[tuple[int, Sample]] = []
+    for seed in seeds:
+        for s in samples:
+            rec = _load(p, s, seed, keep_labels) if (p := _record_path(folder / f"seed{seed}", s)).is_file() else None
+            if rec is None:
+                todo.append((seed, s))
+            else:
+                records[(seed, s.key)] = rec
+    groups: dict[tuple, list[tuple[int, Sample, np.ndarray]]] = defaultdict(list)
+    for seed, s in todo:
+        image = resize_image(s.image, max_side)
+        groups[image.shape].append((seed, s, image))
+    batches = [items[i : i + batch_size] for items in groups.values() for i in range(0, len(items), batch_size)]
+    with tqdm(total=len(todo), desc=method.label(), disable=not progress or not todo) as bar:
+        for batch in batches:
+            start = time.perf_counter()
+            outputs = method.run([b[2] for b in batch], [(seed, s.key) for seed, s, _ in batch], dev)
+            seconds = (time.perf_counter() - start) / len(batch)
+            for (seed, s, _), out in zip(batch, outputs):
+                rec = Record(
+                    dataset=s.dataset, id=s.id, seed=seed, iterations=out.iterations, seconds=seconds,
+                    n_labels=int(len(np.unique(out.labels))),
+                    evaluation=evaluate_image(out.labels, s.segmentations) if s.segmentations else None,
+                    labels=out.labels if keep_labels else None, extras=out.extras,
+                )
+                _save(_record_path(folder / f"seed{seed}", s), rec)
+                records[(seed, s.key)] = rec
+            bar.update(len(batch))
+    return [records[(seed, s.key)] for seed in seeds for s in samples]

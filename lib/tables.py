@@ -1,0 +1,107 @@
+"""Turning run records into the tables the notebooks print.
+
+Vocabulary: a *family* is a method as the paper names it ("kanezaki2018", "k-means", "GS"); a
+*config* is one setting of it ("k-means (3,8)"); a *run* is one config with one seed on one
+dataset. Seeds vary the random initialisation only; deterministic methods run once.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .evaluation import summarize
+from .reported import reported
+from .runs import Record
+
+#: metrics reported by :func:`lib.evaluation.summarize`, in table order
+METRICS = ("miou_all", "miou_fine", "miou_coarse", "miou_mean", "f_0.5", "ap_0.5", "ap_0.7", "segments")
+
+
+def runs_table(family: str, config: str, records: Iterable[Record], form: str = "", **columns) -> pd.DataFrame:
+    """One row per (seed, dataset): the metrics of :func:`summarize` plus run statistics.
+
+    ``form`` is the method's form ("paper", "code", ...) where it has several, else "".
+    """
+    by_run: dict[tuple[int, str], list[Record]] = {}
+    for r in records:
+        by_run.setdefault((r.seed, r.dataset), []).append(r)
+    rows = []
+    for (seed, dataset), recs in sorted(by_run.items()):
+        evals = [r.evaluation for r in recs if r.evaluation is not None]
+        if not evals:
+            continue
+        iters = np.array([r.iterations for r in recs])
+        rows.append({
+            "family": family, "form": form, "config": config, **columns, "dataset": dataset, "seed": seed, "images": len(evals),
+            **summarize(evals),
+            "iterations_mean": float(iters.mean()), "iterations_min": int(iters.min()), "iterations_max": int(iters.max()),
+            "seconds_per_image": float(np.mean([r.seconds for r in recs])),
+        })
+    return pd.DataFrame(rows)
+
+
+def seed_summary(runs: pd.DataFrame, metrics: Sequence[str] = METRICS, by: Sequence[str] = ("family", "form", "config", "dataset")) -> pd.DataFrame:
+    """Mean and standard deviation over seeds (``<metric>`` and ``<metric>_std``), and ``seeds``."""
+    by = [c for c in by if c in runs.columns]
+    extra = [c for c in ("iterations_mean", "seconds_per_image") if c in runs.columns]
+    g = runs.groupby(list(by), sort=False)
+    mean = g[list(metrics) + extra].mean()
+    std = g[list(metrics)].std(ddof=1).fillna(0.0).add_suffix("_std")
+    out = pd.concat([mean, std], axis=1)
+    out["seeds"] = g["seed"].nunique()
+    out = out.reset_index()
+    ordered = list(by) + [c for m in metrics for c in (m, f"{m}_std")] + extra + ["seeds"]
+    return out[ordered]
+
+
+def best_configs(summary: pd.DataFrame, metric: str, by: Sequence[str] = ("family", "form", "dataset")) -> pd.DataFrame:
+    """For each family (and dataset), the config with the highest mean ``metric``.
+
+    This is the paper's own selection ("we chose the best results from k = 2..20 ..."): made on
+    the evaluation images themselves, so it flatters every method that has a parameter grid.
+    """
+    idx = summary.groupby(list(by), sort=False)[metric].idxmax()
+    return summary.loc[idx].reset_index(drop=True)
+
+
+def paper_value(paper: str, family: str, metric: str) -> float:
+    """The paper's number for ``family`` and ``metric`` (nan when it reports none)."""
+    rep = reported(paper)
+    hit = rep[(rep.method == family) & (rep.metric == metric)]
+    return float(hit.value.iloc[0]) if len(hit) else float("nan")
+
+
+def best_versus_paper(
+    summary: pd.DataFrame, paper: str, metrics: Sequence[str], dataset: str, *, select_by: str | None = None,
+) -> pd.DataFrame:
+    """Best config per (family, form) on ``dataset``, beside the paper's numbers.
+
+    ``select_by=None`` picks the best config separately for each metric (the paper's "best
+    average precision scores for each method"); otherwise one config per row, chosen by
+    ``select_by``. Columns per metric: ours (mean over seeds), ``±`` (standard deviation over
+    seeds), and — on BSDS500, the papers' dataset only — ``paper`` and ``diff`` (ours - paper).
+    """
+    on = summary[summary.dataset == dataset]
+    with_paper = dataset.startswith("bsds500")
+    rows = []
+    for (family, form), group in on.groupby(["family", "form"], sort=False):
+        row: dict = {"method": family, "form": form}
+        if select_by is not None:
+            best = group.loc[group[select_by].idxmax()]
+            row["config"] = best.config
+        for m in metrics:
+            if select_by is None:
+                best = group.loc[group[m].idxmax()]
+                row[f"{m} config"] = best.config
+            row[m] = best[m]
+            row[f"{m} ±"] = best[f"{m}_std"]
+            if with_paper:
+                p = paper_value(paper, family, m)
+                row[f"{m} paper"] = p
+                row[f"{m} diff"] = best[m] - p
+        row["seeds"] = int(best.seeds)
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,51 @@
+"""Shared fixtures: where the real datasets are (if anywhere), and small helpers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def shared_datasets() -> Path | None:
+    """The staged real datasets: $SEGSTUDY_DATA_ROOT if it holds bsds500, else ../shared/datasets."""
+    candidates = [os.environ.get("SEGSTUDY_DATA_ROOT"), REPO.parent / "shared" / "datasets"]
+    for c in candidates:
+        if c and (Path(c) / "bsds500" / "images" / "test").is_dir():
+            return Path(c)
+    return None
+
+
+@pytest.fixture(scope="session")
+def bsds_root() -> Path:
+    """Data root holding the real BSDS500; tests using it are skipped when it is absent."""
+    root = shared_datasets()
+    if root is None:
+        pytest.skip("real BSDS500 not available (set SEGSTUDY_DATA_ROOT or place ../shared/datasets)")
+    return root
+
+
+def write_fake_bsds(root: Path, ids=("2", "10"), shape=(12, 16), split="test", annotators=2, seed=0) -> list:
+    """Write a tiny BSDS500 in the official layout (jpg + .mat cell array 'groundTruth');
+    returns the segmentations written, per image, so tests can compare."""
+    import numpy as np
+    import scipy.io
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    written = []
+    (root / "bsds500" / "images" / split).mkdir(parents=True, exist_ok=True)
+    (root / "bsds500" / "groundTruth" / split).mkdir(parents=True, exist_ok=True)
+    for image_id in ids:
+        image = rng.integers(0, 256, size=(*shape, 3), dtype=np.uint8)
+        Image.fromarray(image).save(root / "bsds500" / "images" / split / f"{image_id}.jpg")
+        segs = [rng.integers(1, 2 + k, size=shape).astype(np.uint16) for k in range(1, annotators + 1)]
+        cell = np.empty((1, annotators), dtype=object)
+        for k, s in enumerate(segs):
+            cell[0, k] = {"Segmentation": s, "Boundaries": np.zeros(shape, np.uint8)}
+        scipy.io.savemat(root / "bsds500" / "groundTruth" / split / f"{image_id}.mat", {"groundTruth": cell})
+        written.append(segs)
+    return written

@@ -1,0 +1,349 @@
+"""File input/output, reports and the run cache."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from lib.data.synthetic import SyntheticScenes
+from lib.io import LabelMapError, atomic_write, read_label_map, save_label_map
+from lib.methods import Blank, Felzenszwalb
+from lib.methods.base import params_key
+from lib.report import Report, build_index, caption
+from lib.runs import run_method
+
+# --------------------------------------------------------------------------------------------
+# label maps
+
+
+def test_label_map_png_roundtrip_16_bit(tmp_path):
+    labels = (np.arange(48).reshape(6, 8) * 1361) % 65536  # values up to 63967, well above 255
+    assert labels.max() > 255
+    path = tmp_path / "pred.png"
+    save_label_map(path, labels)
+    with Image.open(path) as im:
+        assert im.mode.startswith("I")  # a 16-bit grey PNG, not RGB
+    back = read_label_map(path)
+    assert back.dtype == np.int64
+    np.testing.assert_array_equal(back, labels)
+
+
+def test_label_map_8_bit_png_and_npy(tmp_path):
+    grey = np.array([[0, 3, 255], [7, 7, 1]], np.uint8)
+    Image.fromarray(grey).save(tmp_path / "grey.png")
+    np.testing.assert_array_equal(read_label_map(tmp_path / "grey.png"), grey)
+    labels = np.array([[5, 100000], [-1, 0]], np.int32)  # .npy keeps any integer
+    np.save(tmp_path / "pred.npy", labels)
+    np.testing.assert_array_equal(read_label_map(tmp_path / "pred.npy"), labels)
+
+
+def test_label_map_save_refuses_what_a_png_cannot_hold(tmp_path):
+    with pytest.raises(ValueError):
+        save_label_map(tmp_path / "a.png", np.array([[-1, 0]]))
+    with pytest.raises(ValueError):
+        save_label_map(tmp_path / "b.png", np.array([[65536, 0]]))
+    with pytest.raises(ValueError):
+        save_label_map(tmp_path / "c.png", np.zeros((2, 2, 3), int))
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_rgb_png_refused_with_file_name(tmp_path):
+    path = tmp_path / "colour.png"
+    Image.fromarray(np.zeros((4, 5, 3), np.uint8)).save(path)
+    with pytest.raises(LabelMapError) as err:
+        read_label_map(path)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("kind", ["garbage", "truncated", "float_npy", "3d_npy"])
+def test_unreadable_label_map_names_the_file(tmp_path, kind):
+    if kind == "garbage":
+        path = tmp_path / "pred.png"
+        path.write_bytes(b"\x00\x01 definitely not a png")
+    elif kind == "truncated":
+        path = tmp_path / "pred.png"
+        save_label_map(path, np.arange(400).reshape(20, 20))
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif kind == "float_npy":
+        path = tmp_path / "pred.npy"
+        np.save(path, np.zeros((2, 2), np.float32))
+    else:
+        path = tmp_path / "pred.npy"
+        np.save(path, np.zeros((2, 2, 2), np.int64))
+    with pytest.raises(LabelMapError) as err:
+        read_label_map(path)
+    assert str(path) in str(err.value)
+
+
+# --------------------------------------------------------------------------------------------
+# atomic writes
+
+
+def test_atomic_write_leaves_no_temporary_file(tmp_path):
+    path = tmp_path / "sub" / "out.txt"
+    with atomic_write(path, "w") as f:
+        f.write("hello")
+    assert path.read_text() == "hello"
+    assert [p.name for p in path.parent.iterdir()] == ["out.txt"]
+
+
+def test_atomic_write_keeps_the_old_file_when_the_block_fails(tmp_path):
+    path = tmp_path / "out.txt"
+    path.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_write(path, "w") as f:
+            f.write("half of the new")
+            raise RuntimeError("interrupted")
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_atomic_write_respects_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with atomic_write(tmp_path / "out.txt", "w") as f:
+            f.write("x")
+        with open(tmp_path / "plain.txt", "w") as f:
+            f.write("x")
+    finally:
+        os.umask(old)
+    plain = (tmp_path / "plain.txt").stat().st_mode & 0o777
+    assert plain == 0o644
+    assert (tmp_path / "out.txt").stat().st_mode & 0o777 == plain
+
+
+# --------------------------------------------------------------------------------------------
+# reports
+
+
+def _df() -> pd.DataFrame:
+    return pd.DataFrame({"method": ["k-means", "GS"], "miou_all": [0.5, 0.123456], "segments": [12, 3]})
+
+
+def _table(report: Report, name: str = "best", comparison: bool = False) -> pd.DataFrame:
+    return report.table(
+        _df(), name, "Best configurations", dataset="synthetic (6 scenes)", protocol="Kim mIoU",
+        seeds=[0, 1, 2], comparison=comparison,
+    )
+
+
+def test_caption_states_profile_dataset_protocol_seeds():
+    text = caption("T", profile="smoke", dataset="bsds500/test", protocol="Kim mIoU", seeds=[0, 1], notes="Note.")
+    assert text == "T. Profile: smoke. Dataset: bsds500/test. Protocol: Kim mIoU. Seeds: 0, 1. Note."
+    assert caption("T", profile="p", dataset="d", protocol="q", seeds="none").endswith("Seeds: none.")
+
+
+def test_report_table_writes_csv_md_tex_and_caption(tmp_path):
+    folder = tmp_path / "smoke" / "nb"
+    report = Report(folder, "nb", "smoke", parameters={"seeds": [0, 1, 2]})
+    returned = _table(report)
+    pd.testing.assert_frame_equal(returned, _df())
+    pd.testing.assert_frame_equal(pd.read_csv(folder / "best.csv"), _df())
+
+    cap = "Best configurations. Profile: smoke. Dataset: synthetic (6 scenes). Protocol: Kim mIoU. Seeds: 0, 1, 2."
+    md = (folder / "best.md").read_text()
+    assert md.startswith("**Best configurations**")
+    assert cap in md
+    assert "k-means" in md and "0.1235" in md  # 4 decimals
+    tex = (folder / "best.tex").read_text()
+    assert r"\caption{" + cap + "}" in tex
+    assert r"\label{tab:nb:best}" in tex
+    assert "0.1235" in tex
+
+    meta = json.loads((folder / "metrics.json").read_text())
+    assert meta["notebook"] == "nb" and meta["profile"] == "smoke"
+    assert meta["parameters"] == {"seeds": [0, 1, 2]}
+    entry = meta["tables"]["best"]
+    assert entry["caption"] == cap
+    assert entry["title"] == "Best configurations"
+    assert entry["comparison"] is False
+    assert entry["files"] == ["best.csv", "best.md", "best.tex"]
+    assert all((folder / f).is_file() for f in entry["files"])
+
+    report.metrics(miou=np.float64(0.25), n=np.int64(3))
+    meta = json.loads((folder / "metrics.json").read_text())
+    assert meta["metrics"] == {"miou": 0.25, "n": 3}
+    assert "best" in meta["tables"]  # earlier entries are kept
+
+
+def test_report_markdown_keeps_float_format(tmp_path):
+    report = Report(tmp_path / "smoke" / "nb", "nb", "smoke")
+    _table(report)
+    md = (tmp_path / "smoke" / "nb" / "best.md").read_text()
+    assert "0.5000" in md
+
+
+def test_report_latex_table_body_is_escaped(tmp_path):
+    report = Report(tmp_path / "smoke" / "nb", "nb", "smoke")
+    _table(report)
+    tex = (tmp_path / "smoke" / "nb" / "best.tex").read_text()
+    body = tex[tex.index(r"\begin{tabular}") : tex.index(r"\end{tabular}")]
+    assert r"miou\_all" in body
+    # '&' separates the columns; within cells, every special character must be escaped
+    cells = [c for line in body.splitlines()[1:] for c in line.rstrip(" \\").split(" & ")]
+    assert not any(re.search(r"(?<!\\)[_%&#]", c) for c in cells)
+
+
+def test_build_index_includes_comparison_tables_in_full(tmp_path):
+    results = tmp_path / "results"
+    report = Report(results / "smoke" / "nb1", "nb1", "smoke")
+    _table(report, "versus_paper", comparison=True)
+    _table(report, "all_runs", comparison=False)
+    report.figure(_figure(), "curve", "PR curve")
+    Report(results / "paper" / "nb2", "nb2", "paper")
+
+    index = build_index(results)
+    assert "## Profile `smoke`" in index and "## Profile `paper`" in index
+    # the comparison table's whole markdown file is in the index ...
+    md = (results / "smoke" / "nb1" / "versus_paper.md").read_text()
+    assert md in index
+    assert "| GS" in index
+    # ... the other table only as a link with its caption
+    assert "- [Best configurations](smoke/nb1/all_runs.md) — Best configurations. Profile: smoke." in index
+    assert index.count("| k-means") == 1
+    assert "[PR curve](smoke/nb1/curve.png)" in index
+    assert (results / "smoke" / "nb1" / "curve.png").is_file()
+    assert (results / "smoke" / "nb1" / "curve.pdf").is_file()
+
+
+def test_build_index_without_results(tmp_path):
+    assert "No results yet" in build_index(tmp_path)
+
+
+def _figure():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.plot([0, 1], [1, 0])
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# run cache
+
+
+@pytest.fixture
+def samples():
+    return list(SyntheticScenes(n=2, size=(32, 48), seed=0))
+
+
+def _records_equal(a, b, same_run: bool = True) -> None:
+    """Equal results; ``same_run``: also the same measured time (a record read back from cache)."""
+    assert (a.dataset, a.id, a.seed, a.iterations, a.n_labels) == (b.dataset, b.id, b.seed, b.iterations, b.n_labels)
+    if same_run:
+        assert a.seconds == b.seconds
+    arrays_a, arrays_b = a.evaluation.to_arrays(), b.evaluation.to_arrays()
+    assert arrays_a.keys() == arrays_b.keys()
+    for k in arrays_a:
+        np.testing.assert_array_equal(arrays_a[k], arrays_b[k])
+
+
+class CountingRun:
+    """Wraps a method's ``run`` and records which image keys it was asked for."""
+
+    def __init__(self, method):
+        self.inner = method.run
+        self.keys: list[str] = []
+
+    def __call__(self, images, seeds, device, progress=False):
+        self.keys += [key for _, key in seeds]
+        return self.inner(images, seeds, device, progress)
+
+
+def test_run_method_records_and_cache_layout(tmp_path, samples):
+    method = Felzenszwalb(scale=100)
+    records = run_method(method, samples, [0, 1], tmp_path, device="cpu", progress=False)
+    assert [(r.seed, r.id) for r in records] == [(0, "scene00"), (0, "scene01"), (1, "scene00"), (1, "scene01")]
+    for r, s in zip(records, samples * 2):
+        assert r.key == s.key and r.iterations == 0 and r.labels is None
+        assert r.n_labels > 1
+        assert len(r.evaluation.miou.scores) == 2  # fine and coarse annotators
+    files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.npz"))
+    key = params_key(method)
+    assert files == [f"{key}/sidefull/seed{seed}/synthetic/scene0{i}.npz" for seed in (0, 1) for i in (0, 1)]
+    assert params_key(Felzenszwalb(scale=500)) != key  # a changed parameter gets its own folder
+
+
+def test_run_method_loads_from_cache(tmp_path, samples, monkeypatch):
+    method = Felzenszwalb(scale=100)
+    first = run_method(method, samples, [0], tmp_path, device="cpu", progress=False)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the method ran although every result is cached")
+
+    monkeypatch.setattr(method, "run", fail)
+    second = run_method(method, samples, [0], tmp_path, device="cpu", progress=False)
+    assert len(second) == len(first) == 2
+    for a, b in zip(first, second):
+        _records_equal(a, b)
+
+
+def test_run_method_recomputes_only_what_is_missing(tmp_path, samples, monkeypatch):
+    method = Felzenszwalb(scale=100)
+    first = run_method(method, samples, [0], tmp_path, device="cpu", progress=False)
+    counting = CountingRun(method)
+    monkeypatch.setattr(method, "run", counting)
+
+    (cached,) = tmp_path.rglob("scene01.npz")
+    cached.unlink()
+    again = run_method(method, samples, [0], tmp_path, device="cpu", progress=False)
+    assert counting.keys == ["synthetic/scene01"]
+    assert cached.is_file()
+    _records_equal(first[0], again[0])  # read back from cache
+    _records_equal(first[1], again[1], same_run=False)  # recomputed: same result, new timing
+
+    # a damaged cache file is recomputed too, not trusted
+    counting.keys.clear()
+    cached.write_bytes(b"not an npz")
+    run_method(method, samples, [0], tmp_path, device="cpu", progress=False)
+    assert counting.keys == ["synthetic/scene01"]
+
+    # a new seed runs every image for that seed only
+    counting.keys.clear()
+    run_method(method, samples, [0, 5], tmp_path, device="cpu", progress=False)
+    assert counting.keys == ["synthetic/scene00", "synthetic/scene01"]
+
+
+def test_run_method_keep_labels(tmp_path, samples, monkeypatch):
+    method = Blank()
+    run_method(method, samples, [0], tmp_path, device="cpu", progress=False)
+    counting = CountingRun(method)
+    monkeypatch.setattr(method, "run", counting)
+    # the cache lacks label maps: asking for them recomputes
+    recs = run_method(method, samples, [0], tmp_path, device="cpu", progress=False, keep_labels=True)
+    assert counting.keys == ["synthetic/scene00", "synthetic/scene01"]
+    for r in recs:
+        np.testing.assert_array_equal(r.labels, np.zeros((32, 48)))
+    counting.keys.clear()
+    recs = run_method(method, samples, [0], tmp_path, device="cpu", progress=False, keep_labels=True)
+    assert counting.keys == []
+    for r, s in zip(recs, samples):
+        np.testing.assert_array_equal(r.labels, np.zeros((32, 48)))
+        assert r.n_labels == 1 and r.evaluation.n_segments == 1
+        # the blank prediction: each GT segment scores its area fraction
+        fine = s.segmentations[0]
+        np.testing.assert_allclose(r.evaluation.miou.scores[0], np.bincount(fine.ravel()) / fine.size)
+
+
+def test_run_method_max_side_scores_at_full_resolution(tmp_path, samples):
+    seen = []
+
+    class Recorder(Blank):
+        def run(self, images, seeds, device, progress=False):
+            seen.extend(im.shape for im in images)
+            return super().run(images, seeds, device, progress)
+
+    recs = run_method(Recorder(), samples, [0], tmp_path, device="cpu", progress=False, max_side=24)
+    assert seen == [(16, 24, 3), (16, 24, 3)]  # shrunk before the method sees them
+    for r, s in zip(recs, samples):
+        # predictions are brought back to 32x48: the areas are fractions of the full image
+        assert r.evaluation.matches.area.tolist() == [1.0]
+        np.testing.assert_allclose(r.evaluation.miou.scores[1], np.bincount(s.segmentations[1].ravel()) / (32 * 48))
+    assert list(tmp_path.rglob("side24"))

@@ -1,0 +1,86 @@
+"""Every notebook: committed clean, parameterised for papermill, and runs headless (smoke profile)."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+import yaml
+
+from conftest import REPO
+
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+PROFILES = ("smoke", "demo", "paper")
+
+
+def _parameters_cell(nb) -> dict:
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, "exactly one cell must be tagged 'parameters'"
+    tree = ast.parse(cells[0].source)
+    values = {}
+    for node in tree.body:
+        assert isinstance(node, ast.Assign), f"parameters cell: only plain assignments, got {ast.dump(node)[:60]}"
+        values[node.targets[0].id] = ast.literal_eval(node.value)  # plain literals only
+    return values
+
+
+def test_there_are_notebooks():
+    assert {p.stem for p in NOTEBOOKS} >= {"kanezaki2018", "kanezaki2018_depth"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_clean(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert not cell.outputs, f"{path.name}: a code cell has outputs"
+            assert cell.execution_count is None, f"{path.name}: a code cell has an execution count"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_parameters_and_profiles(path: Path):
+    params = _parameters_cell(nbformat.read(path, as_version=4))
+    assert params["profile"] == "demo", "the parameters cell's defaults are the demo profile"
+    for name in ("profile", "seeds", "device", "data_root", "results_dir", "progress"):
+        assert name in params, f"{path.name}: parameter {name!r} missing"
+    for profile in PROFILES:
+        file = REPO / "notebooks" / "params" / path.stem / f"{profile}.yaml"
+        assert file.is_file(), f"missing {file}"
+        values = yaml.safe_load(file.read_text())
+        assert values["profile"] == profile
+        unknown = set(values) - set(params)
+        assert not unknown, f"{file}: parameters the notebook does not have: {unknown}"
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_runs_in_smoke_profile(path: Path, tmp_path: Path):
+    params = yaml.safe_load((REPO / "notebooks" / "params" / path.stem / "smoke.yaml").read_text())
+    out_dir = tmp_path / "results"
+    papermill.execute_notebook(
+        str(path), str(tmp_path / path.name), parameters={**params, "results_dir": str(out_dir)},
+        kernel_name="python3", cwd=str(REPO / "notebooks"), progress_bar=False,
+    )
+    meta = json.loads((out_dir / "metrics.json").read_text())
+    assert meta["profile"] == "smoke" and meta["notebook"] == path.stem
+    assert meta["tables"], "the notebook wrote no table"
+    for name, table in meta["tables"].items():
+        for f in table["files"]:
+            assert (out_dir / f).stat().st_size > 0, f
+        assert "Profile: smoke" in table["caption"] and "Seeds:" in table["caption"] and "Protocol:" in table["caption"]
+    for name, fig in meta["figures"].items():
+        for f in fig["files"]:
+            assert (out_dir / f).stat().st_size > 0, f
+    # a second run resumes from the per-image cache and gives the same tables
+    first = {n: (out_dir / f"{n}.csv").read_text() for n in meta["tables"]}
+    papermill.execute_notebook(
+        str(path), str(tmp_path / f"again_{path.name}"), parameters={**params, "results_dir": str(out_dir)},
+        kernel_name="python3", cwd=str(REPO / "notebooks"), progress_bar=False,
+    )
+    for n, text in first.items():  # even the timings: they are read back from the cache
+        assert (out_dir / f"{n}.csv").read_text() == text, f"{n} changed on a resumed run"
