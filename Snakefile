@@ -35,12 +35,13 @@ rule notebook:
         "results/{profile}/{nb}/{nb}.ipynb",
     log:
         "results/{profile}/{nb}/papermill.log",
+    threads: min(8, workflow.cores) if GPU else workflow.cores  # CPU runs: one notebook at a time, all cores
     resources:
         gpu=GPU,
     params:
         data_root=f"-p data_root {DATA_ROOT}" if DATA_ROOT else "",
     shell:
         # written under a temporary name, renamed when the whole notebook has run
-        f"{PY} -m papermill {{input.nb}} {{output}}.part.ipynb -f {{input.params}} -k python3 --cwd notebooks"
+        f"OMP_NUM_THREADS={{threads}} {PY} -m papermill {{input.nb}} {{output}}.part.ipynb -f {{input.params}} -k python3 --cwd notebooks"
         " -p results_dir $PWD/results/{wildcards.profile}/{wildcards.nb} {params.data_root} > {log} 2>&1"
         " && mv {output}.part.ipynb {output}"

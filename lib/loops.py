@@ -26,6 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .losses import pseudo_label_cross_entropy
+from .runtime import tune_cpu_allocator
 
 
 @dataclass
@@ -70,6 +71,8 @@ def self_train(
         raise ValueError(f"iterations={iterations} must be >= 0")
     B = x.shape[0]
     device = x.device
+    if device.type == "cpu":
+        tune_cpu_allocator()
     optimiser = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     done = torch.zeros(B, dtype=torch.bool, device=device)
     stopping = torch.zeros_like(done)  # reached min_labels at the last update

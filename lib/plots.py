@@ -68,6 +68,7 @@ def per_image_f(df: pd.DataFrame, value: str = "f", hue: str = "method") -> plt.
     pos = {k: i for i, k in enumerate(order)}
     d = df.assign(rank=df["image"].map(pos))
     sns.lineplot(data=d, x="rank", y=value, hue=hue, marker="o", markersize=3, ax=ax, errorbar=("sd", 1))
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel(f"image (sorted by {first})")
     ax.set_ylabel("F-measure (IoU > 0.5)")
     ax.set_ylim(0, None)

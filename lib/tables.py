@@ -67,22 +67,27 @@ def best_configs(summary: pd.DataFrame, metric: str, by: Sequence[str] = ("famil
     return summary.loc[idx].reset_index(drop=True)
 
 
-def paper_value(paper: str, family: str, metric: str) -> float:
-    """The paper's number for ``family`` and ``metric`` (nan when it reports none)."""
-    rep = reported(paper)
-    hit = rep[(rep.method == family) & (rep.metric == metric)]
-    return float(hit.value.iloc[0]) if len(hit) else float("nan")
+def paper_value(papers: str | Sequence[str], family: str, metric: str) -> float:
+    """The published number for ``family`` and ``metric``: the first of ``papers`` that reports
+    one (nan when none does)."""
+    for paper in [papers] if isinstance(papers, str) else papers:
+        rep = reported(paper, family)
+        hit = rep[rep.metric == metric]
+        if len(hit):
+            return float(hit.value.iloc[0])
+    return float("nan")
 
 
 def best_versus_paper(
-    summary: pd.DataFrame, paper: str, metrics: Sequence[str], dataset: str, *, select_by: str | None = None,
+    summary: pd.DataFrame, paper: str | Sequence[str], metrics: Sequence[str], dataset: str, *, select_by: str | None = None,
 ) -> pd.DataFrame:
     """Best config per (family, form) on ``dataset``, beside the paper's numbers.
 
     ``select_by=None`` picks the best config separately for each metric (the paper's "best
     average precision scores for each method"); otherwise one config per row, chosen by
     ``select_by``. Columns per metric: ours (mean over seeds), ``±`` (standard deviation over
-    seeds), and — on BSDS500, the papers' dataset only — ``paper`` and ``diff`` (ours - paper).
+    seeds), and — on BSDS500, the papers' dataset only — ``paper`` and ``diff`` (ours - paper),
+    taking each number from the first of ``paper`` (one key or several) that reports it.
     """
     on = summary[summary.dataset == dataset]
     with_paper = dataset.startswith("bsds500")

@@ -95,3 +95,14 @@ def test_segment_writes_16_bit_label_maps_and_overlays(tmp_path, capsys):
 def test_segment_refuses_a_missing_image(tmp_path, capsys):
     code, _, err = _run(capsys, "segment", "--out", str(tmp_path), str(tmp_path / "nope.jpg"))
     assert code == 2 and "nope.jpg" in err
+
+
+def test_benchmark_loops_run_on_a_small_image():
+    """The benchmark's two loops (the numbers themselves are measured, never asserted)."""
+    import torch
+
+    from lib.benchmark import time_reference_loop, time_study_loop
+
+    image = np.random.default_rng(0).integers(0, 256, size=(24, 32, 3), dtype=np.uint8)
+    assert time_study_loop([image, image], layers=1, iterations=1, device=torch.device("cpu")) > 0
+    assert time_reference_loop(image, layers=1, iterations=1, device=torch.device("cpu")) > 0

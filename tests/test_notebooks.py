@@ -11,7 +11,7 @@ import papermill
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, shared_datasets
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 PROFILES = ("smoke", "demo", "paper")
@@ -61,6 +61,8 @@ def test_parameters_and_profiles(path: Path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_runs_in_smoke_profile(path: Path, tmp_path: Path):
     params = yaml.safe_load((REPO / "notebooks" / "params" / path.stem / "smoke.yaml").read_text())
+    if shared_datasets() is not None:  # one real image too, so the paper-comparison paths run
+        params.update(bsds_images=1, data_root=str(shared_datasets()))
     out_dir = tmp_path / "results"
     papermill.execute_notebook(
         str(path), str(tmp_path / path.name), parameters={**params, "results_dir": str(out_dir)},

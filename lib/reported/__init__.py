@@ -1,6 +1,8 @@
 """The papers' own numbers, kept as data with their source table (the only numbers typed by hand).
 
-One CSV per paper: ``paper, source, method, reported_as, metric, value``. ``method`` is this
+One CSV per paper's table(s): ``paper, source, method, reported_as, metric, value``, where
+``paper`` is the publication the number comes from (a CSV may hold a second paper's numbers
+that the first one quotes, e.g. Kim et al.'s sanity values beside DynamicSeg's Table I). ``method`` is this
 study's name for the row (so that ours and theirs can be joined); ``reported_as`` is the
 paper's own label.
 """
@@ -16,23 +18,22 @@ _HERE = Path(__file__).parent
 
 
 @lru_cache(maxsize=None)
-def _read(paper: str) -> pd.DataFrame:
-    path = _HERE / f"{paper}.csv"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in _HERE.glob("*.csv")))
-        raise ValueError(f"no reported numbers for {paper!r}; known: {known}")
-    return pd.read_csv(path)
+def _all() -> pd.DataFrame:
+    return pd.concat([pd.read_csv(p) for p in sorted(_HERE.glob("*.csv"))], ignore_index=True)
 
 
 def reported(paper: str, method: str | None = None) -> pd.DataFrame:
-    """The paper's numbers (optionally one method's), one row per metric."""
-    df = _read(paper).copy()
-    return df if method is None else df[df.method == method].reset_index(drop=True)
+    """The numbers published by ``paper`` (optionally one method's), one row per metric."""
+    rows = _all()
+    if paper not in set(rows.paper):
+        raise ValueError(f"no reported numbers for {paper!r}; known: {', '.join(sorted(set(rows.paper)))}")
+    rows = rows[rows.paper == paper]
+    return (rows if method is None else rows[rows.method == method]).reset_index(drop=True)
 
 
 def reported_value(paper: str, method: str, metric: str) -> float:
-    rows = _read(paper)
-    hit = rows[(rows.method == method) & (rows.metric == metric)]
+    rows = reported(paper, method)
+    hit = rows[rows.metric == metric]
     if hit.empty:
         raise KeyError(f"{paper}: no reported {metric} for {method}")
     return float(hit.value.iloc[0])
