@@ -31,18 +31,27 @@ def _evaluate(args: argparse.Namespace) -> int:
     if not pred_dir.is_dir():
         raise CLIError(f"--pred {pred_dir}: not a folder of label maps")
     ds = data.load("bsds500", root=args.data_root, split=args.split)
+    files, problems = {}, []
+    for image_id in ds.ids:  # check every file name first, so all problems are reported at once
+        found = [p for p in (pred_dir / f"{image_id}.png", pred_dir / f"{image_id}.npy") if p.is_file()]
+        if not found:
+            problems.append(f"image {image_id}: no prediction (looked for {image_id}.png and {image_id}.npy in {pred_dir})")
+        elif len(found) > 1:
+            problems.append(f"image {image_id}: both {found[0].name} and {found[1].name} exist; keep one")
+        else:
+            files[image_id] = found[0]
+    if problems:
+        more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
+        raise CLIError(f"{len(problems)} of {len(ds)} images cannot be evaluated:\n  " + "\n  ".join(problems[:10]) + more)
     scores = []
     for sample in _progress(ds, args, "evaluating"):
-        candidates = [pred_dir / f"{sample.id}.png", pred_dir / f"{sample.id}.npy"]
-        found = [p for p in candidates if p.is_file()]
-        if not found:
-            raise CLIError(f"image {sample.id}: no prediction (looked for {candidates[0]} and {candidates[1].name})")
+        path = files[sample.id]
         try:
-            pred = read_label_map(found[0])
+            pred = read_label_map(path)
         except LabelMapError as exc:
             raise CLIError(f"image {sample.id}: {exc}") from exc
         if pred.shape != sample.shape:
-            raise CLIError(f"image {sample.id}: prediction {found[0]} is {pred.shape[0]}x{pred.shape[1]} (HxW) "
+            raise CLIError(f"image {sample.id}: prediction {path} is {pred.shape[0]}x{pred.shape[1]} (HxW) "
                            f"but the image is {sample.shape[0]}x{sample.shape[1]}; save label maps at the image's size")
         scores.append(image_miou(pred, sample.segmentations))
     result = pooled_miou(scores)

@@ -44,8 +44,19 @@ class ImageEval:
 
 
 def evaluate_image(pred: np.ndarray, segmentations: Sequence[np.ndarray], connectivity: int = 1) -> ImageEval:
-    """Score ``pred`` (any size: brought to the ground truth's size by nearest neighbour)."""
-    pred = upsample_labels(pred, segmentations[0].shape)
+    """Score ``pred`` against every annotator. A prediction made on a shrunken copy of the image
+    (see :func:`lib.data.resize_image`) is brought to the ground truth's size by nearest neighbour;
+    any other size is refused."""
+    if not segmentations:
+        raise ValueError("no ground-truth segmentation to evaluate against")
+    shape = segmentations[0].shape
+    if pred.shape != shape:
+        scale = max(pred.shape) / max(shape)
+        expected = (max(1, round(shape[0] * scale)), max(1, round(shape[1] * scale)))
+        if scale > 1 or pred.shape != expected:
+            raise ValueError(f"a {pred.shape[0]}x{pred.shape[1]} prediction is not a shrunken copy of the "
+                             f"{shape[0]}x{shape[1]} ground truth (expected {expected[0]}x{expected[1]})")
+    pred = upsample_labels(pred, shape)
     segments = relabel_connected(pred, connectivity)
     ious = [iou_matrix(segments, gt) for gt in segmentations]
     area = np.bincount(segments.ravel()) / segments.size

@@ -18,8 +18,8 @@ updates each image received and its label count at every iteration are recorded.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -36,6 +36,7 @@ class LoopResult:
     n_labels: np.ndarray  # (B,) distinct labels in the final map
     label_history: np.ndarray  # (B, t) distinct argmax labels at each iteration (before refinement)
     loss_history: np.ndarray  # (B, t) loss at each iteration (nan once an image has stopped)
+    snapshots: dict[int, np.ndarray] = field(default_factory=dict)  # updates made -> (B, H, W) argmax labels
 
 
 def count_labels(labels: torch.Tensor, classes: int) -> torch.Tensor:
@@ -58,6 +59,7 @@ def self_train(
     min_labels: int | None = None,
     progress: bool = False,
     desc: str = "self-training",
+    snapshots: Sequence[int] = (),
 ) -> LoopResult:
     """Run the loop above on ``x`` of shape ``(B, C, H, W)``; see the module docstring.
 
@@ -66,6 +68,7 @@ def self_train(
         refine: turns argmax labels into targets (identity when None).
         extra_loss: ``(response, n_labels) -> (B,)`` added to the cross-entropy.
         min_labels: the authors' early stop (None: run all ``iterations``).
+        snapshots: keep the argmax labels seen after these numbers of updates (for figures).
     """
     if iterations < 0:
         raise ValueError(f"iterations={iterations} must be >= 0")
@@ -80,12 +83,15 @@ def self_train(
     final = None
     label_hist, loss_hist = [], []
     classes = 0
+    kept: dict[int, np.ndarray] = {}
     bar = tqdm(total=iterations, desc=desc, disable=not progress, leave=False)
     for _ in range(iterations):
         response = model(x)
         classes = response.shape[1]
         labels = response.argmax(1)
         n_labels = count_labels(labels, classes)
+        if len(label_hist) in snapshots:
+            kept[len(label_hist)] = labels.cpu().numpy()
         if final is None:
             final = torch.zeros_like(labels)
         final[stopping] = labels[stopping]
@@ -113,6 +119,8 @@ def self_train(
         classes = response.shape[1]
         labels = response.argmax(1)
         final = labels if final is None else torch.where(done[:, None, None], final, labels)
+        if len(label_hist) in snapshots:
+            kept[len(label_hist)] = labels.cpu().numpy()
     n_final = count_labels(final, classes)
     empty = torch.zeros(B, 0)
     return LoopResult(
@@ -121,4 +129,5 @@ def self_train(
         n_labels=n_final.cpu().numpy(),
         label_history=torch.stack(label_hist, 1).cpu().numpy() if label_hist else empty.long().numpy(),
         loss_history=torch.stack(loss_hist, 1).cpu().numpy() if loss_hist else empty.numpy(),
+        snapshots=kept,
     )

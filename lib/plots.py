@@ -93,3 +93,13 @@ def pr_curves(curves: Mapping[str, Mapping[float, tuple[np.ndarray, np.ndarray]]
     axes[0, -1].legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def label_trajectories(hist: pd.DataFrame) -> plt.Figure:
+    """Distinct labels q' per iteration (columns form, iteration, labels): median and IQR band."""
+    fig, ax = plt.subplots(figsize=(6, 3))
+    sns.lineplot(data=hist, x="iteration", y="labels", hue="form", estimator="median", errorbar=("pi", 50), ax=ax)
+    ax.set_yscale("log")
+    ax.set_ylabel("distinct labels q' (median, IQR)")
+    fig.tight_layout()
+    return fig

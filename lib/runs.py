@@ -1,9 +1,16 @@
 """Running a method over a dataset: batching, caching, resuming, evaluating.
 
 Each (method parameters, image size, seed, image) result is stored as one small ``.npz`` file
-under ``<store>/<method key>/side<max_side>/seed<seed>/<dataset>/<id>.npz`` as soon as its batch
-finishes (written atomically). Running again skips what is stored, so an interrupted notebook
-resumes where it stopped, and a changed parameter gets a new folder instead of stale results.
+under ``<store>/v<CACHE_VERSION>/<method key>/side<max_side>/seed<seed>/<dataset>/<id>.npz`` as
+soon as its batch finishes (written atomically). Running again skips what is stored, so an
+interrupted notebook resumes where it stopped; a changed parameter gets a new folder instead of
+stale results, and a record whose ground truth no longer matches the image's is recomputed.
+Bump ``CACHE_VERSION`` whenever a change to a loop, a model or a metric changes results.
+
+Reproducibility: a seed fixes each image's initial weights whatever its batch, but B = 1 and
+B > 1 run different convolution kernels (and CPU and CUDA differ), whose rounding differences
+grow through the argmax over hundreds of iterations. Each record stores the device and batch
+size that produced it.
 """
 
 from __future__ import annotations
@@ -24,6 +31,9 @@ from .io import save_npz
 from .methods.base import Method, params_key
 from .runtime import default_batch_size, resolve_device
 
+#: part of every cache path: bump it when results of the same parameters would change
+CACHE_VERSION = 1
+
 
 @dataclass
 class Record:
@@ -38,6 +48,8 @@ class Record:
     evaluation: ImageEval | None  # None when the image has no ground truth
     labels: np.ndarray | None = None  # kept only when asked for (figures)
     extras: dict[str, np.ndarray] = field(default_factory=dict)
+    device: str = ""
+    batch_size: int = 1
 
     @property
     def key(self) -> str:
@@ -51,6 +63,7 @@ def _record_path(folder: Path, sample: Sample) -> Path:
 def _save(path: Path, rec: Record) -> None:
     arrays: dict[str, Any] = {
         "iterations": rec.iterations, "seconds": rec.seconds, "n_labels": rec.n_labels,
+        "device": rec.device, "batch_size": rec.batch_size,
     }
     if rec.evaluation is not None:
         arrays.update({f"eval_{k}": v for k, v in rec.evaluation.to_arrays().items()})
@@ -61,23 +74,27 @@ def _save(path: Path, rec: Record) -> None:
 
 
 def _load(path: Path, sample: Sample, seed: int, want_labels: bool) -> Record | None:
+    """The stored record, or None when it must be recomputed (damaged, incomplete or stale)."""
     try:
         with np.load(path) as z:
             a = {k: z[k] for k in z.files}
-    except Exception:  # a damaged cache file is recomputed, not trusted
+        if want_labels and "labels" not in a:
+            return None
+        ev = {k[5:]: v for k, v in a.items() if k.startswith("eval_")}
+        if sample.segmentations:
+            segments_now = [len(np.unique(s)) for s in sample.segmentations]
+            if not ev or list(ev["gt_lengths"]) != segments_now:  # the ground truth changed
+                return None
+        return Record(
+            dataset=sample.dataset, id=sample.id, seed=seed, iterations=int(a["iterations"]),
+            seconds=float(a["seconds"]), n_labels=int(a["n_labels"]),
+            evaluation=ImageEval.from_arrays(ev) if ev else None,
+            labels=a["labels"].astype(np.int64) if "labels" in a else None,
+            extras={k[6:]: v for k, v in a.items() if k.startswith("extra_")},
+            device=str(a["device"]), batch_size=int(a["batch_size"]),
+        )
+    except Exception:  # a damaged or old-format file is recomputed, not trusted
         return None
-    if want_labels and "labels" not in a:
-        return None
-    ev = {k[5:]: v for k, v in a.items() if k.startswith("eval_")}
-    if sample.segmentations and not ev:
-        return None
-    return Record(
-        dataset=sample.dataset, id=sample.id, seed=seed, iterations=int(a["iterations"]),
-        seconds=float(a["seconds"]), n_labels=int(a["n_labels"]),
-        evaluation=ImageEval.from_arrays(ev) if ev else None,
-        labels=a["labels"].astype(np.int64) if "labels" in a else None,
-        extras={k[6:]: v for k, v in a.items() if k.startswith("extra_")},
-    )
 
 
 def run_method(
@@ -102,7 +119,7 @@ def run_method(
     batch_size = batch_size or default_batch_size(dev)
     if not method.batchable:
         batch_size = 1
-    folder = Path(store) / params_key(method) / f"side{max_side or 'full'}"
+    folder = Path(store) / f"v{CACHE_VERSION}" / params_key(method) / f"side{max_side or 'full'}"
     records: dict[tuple[int, str], Record] = {}
     todo: list[tuple[int, Sample]] = []
     for seed in seeds:
@@ -128,6 +145,7 @@ def run_method(
                     n_labels=int(len(np.unique(out.labels))),
                     evaluation=evaluate_image(out.labels, s.segmentations) if s.segmentations else None,
                     labels=out.labels if keep_labels else None, extras=out.extras,
+                    device=str(dev), batch_size=len(batch),
                 )
                 _save(_record_path(folder / f"seed{seed}", s), rec)
                 records[(seed, s.key)] = rec

@@ -25,8 +25,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 def stable_seed(*parts: object) -> int:
     """A 63-bit seed derived from ``parts`` (e.g. ``(seed, image_id)``), identical across runs.
 
-    Each image's model is initialised from its own generator seeded this way, so the result for
-    one image does not depend on which other images share its batch or on their order.
+    Each image's model is initialised from its own generator seeded this way, so an image's
+    initial weights do not depend on which other images share its batch or on their order (its
+    final labels can still differ by floating-point rounding between batch sizes: see lib/runs.py).
     """
     digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 1

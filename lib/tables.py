@@ -49,7 +49,7 @@ def seed_summary(runs: pd.DataFrame, metrics: Sequence[str] = METRICS, by: Seque
     extra = [c for c in ("iterations_mean", "seconds_per_image") if c in runs.columns]
     g = runs.groupby(list(by), sort=False)
     mean = g[list(metrics) + extra].mean()
-    std = g[list(metrics)].std(ddof=1).fillna(0.0).add_suffix("_std")
+    std = g[list(metrics)].std(ddof=1).add_suffix("_std")  # nan (a blank cell) for a single run
     out = pd.concat([mean, std], axis=1)
     out["seeds"] = g["seed"].nunique()
     out = out.reset_index()
@@ -79,15 +79,18 @@ def paper_value(papers: str | Sequence[str], family: str, metric: str) -> float:
 
 
 def best_versus_paper(
-    summary: pd.DataFrame, paper: str | Sequence[str], metrics: Sequence[str], dataset: str, *, select_by: str | None = None,
+    summary: pd.DataFrame, paper: str | Sequence[str], metrics: Sequence[str], dataset: str, *,
+    select_by: str | None = None, comparable: bool = False,
 ) -> pd.DataFrame:
     """Best config per (family, form) on ``dataset``, beside the paper's numbers.
 
     ``select_by=None`` picks the best config separately for each metric (the paper's "best
     average precision scores for each method"); otherwise one config per row, chosen by
     ``select_by``. Columns per metric: ours (mean over seeds), ``±`` (standard deviation over
-    seeds), and — on BSDS500, the papers' dataset only — ``paper`` and ``diff`` (ours - paper),
-    taking each number from the first of ``paper`` (one key or several) that reports it.
+    seeds), and — on BSDS500, the papers' dataset only — ``paper``, taking each number from the
+    first of ``paper`` (one key or several) that reports it. ``diff`` (ours - paper) is added only
+    when the run is ``comparable`` (the paper's images, resolution and iterations); otherwise the
+    paper's number is context, not a target.
     """
     on = summary[summary.dataset == dataset]
     with_paper = dataset.startswith("bsds500")
@@ -106,7 +109,8 @@ def best_versus_paper(
             if with_paper:
                 p = paper_value(paper, family, m)
                 row[f"{m} paper"] = p
-                row[f"{m} diff"] = best[m] - p
+                if comparable:
+                    row[f"{m} diff"] = best[m] - p
         row["seeds"] = int(best.seeds)
         rows.append(row)
     return pd.DataFrame(rows)

@@ -106,3 +106,13 @@ def test_benchmark_loops_run_on_a_small_image():
     image = np.random.default_rng(0).integers(0, 256, size=(24, 32, 3), dtype=np.uint8)
     assert time_study_loop([image, image], layers=1, iterations=1, device=torch.device("cpu")) > 0
     assert time_reference_loop(image, layers=1, iterations=1, device=torch.device("cpu")) > 0
+
+
+def test_evaluate_lists_every_problem_at_once(tmp_path, capsys):
+    write_fake_bsds(tmp_path, ids=("2", "10", "30"), shape=(12, 16))
+    pred_dir = tmp_path / "pred"
+    save_label_map(pred_dir / "2.png", np.zeros((12, 16), int))
+    np.save(pred_dir / "2.npy", np.zeros((12, 16), int))  # two predictions for one image
+    code, _, err = _run(capsys, "evaluate", "bsds500", "--pred", str(pred_dir), "--data-root", str(tmp_path))
+    assert code == 2 and "3 of 3 images" in err
+    assert "image 2: both 2.png and 2.npy" in err and "image 10: no prediction" in err and "image 30: no prediction" in err

@@ -16,7 +16,7 @@ from lib.io import LabelMapError, atomic_write, read_label_map, save_label_map
 from lib.methods import Blank, Felzenszwalb
 from lib.methods.base import params_key
 from lib.report import Report, build_index, caption
-from lib.runs import run_method
+from lib.runs import CACHE_VERSION, run_method
 
 # --------------------------------------------------------------------------------------------
 # label maps
@@ -266,7 +266,7 @@ def test_run_method_records_and_cache_layout(tmp_path, samples):
         assert r.n_labels > 1
         assert len(r.evaluation.miou.scores) == 2  # fine and coarse annotators
     files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.npz"))
-    key = params_key(method)
+    key = f"v{CACHE_VERSION}/{params_key(method)}"
     assert files == [f"{key}/sidefull/seed{seed}/synthetic/scene0{i}.npz" for seed in (0, 1) for i in (0, 1)]
     assert params_key(Felzenszwalb(scale=500)) != key  # a changed parameter gets its own folder
 
@@ -347,3 +347,20 @@ def test_run_method_max_side_scores_at_full_resolution(tmp_path, samples):
         assert r.evaluation.matches.area.tolist() == [1.0]
         np.testing.assert_allclose(r.evaluation.miou.scores[1], np.bincount(s.segmentations[1].ravel()) / (32 * 48))
     assert list(tmp_path.rglob("side24"))
+
+
+def test_cached_record_is_recomputed_when_the_ground_truth_changes(tmp_path):
+    """A record scored against other annotations (e.g. an edited dataset) is not trusted."""
+    from dataclasses import replace
+
+    from lib.data import load
+    from lib.methods import Blank
+
+    s = load("synthetic", n=1, size=(20, 24))[0]
+    kw = dict(device="cpu", progress=False)
+    first = run_method(Blank(), [s], [0], tmp_path, **kw)[0]
+    assert len(first.evaluation.miou.scores) == 2
+    one_annotator = replace(s, segmentations=s.segmentations[:1])
+    again = run_method(Blank(), [one_annotator], [0], tmp_path, **kw)[0]
+    assert len(again.evaluation.miou.scores) == 1
+    assert again.device == "cpu" and again.batch_size == 1

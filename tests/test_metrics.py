@@ -583,3 +583,15 @@ def test_summarize_two_images_by_hand():
     # ranked S0 T0 T1 S1 S2; only S1 correct (4th) with 1 hit of 6 -> AP = 1/6 * 1/4
     assert out["ap_0.9"] == pytest.approx(1 / 24)
     assert out["segments"] == pytest.approx((3 + 2) / 2)
+
+
+def test_evaluate_image_refuses_a_prediction_that_is_not_a_shrunken_copy():
+    from lib.evaluation import evaluate_image
+
+    gt = np.zeros((4, 6), int)
+    evaluate_image(np.zeros((2, 3), int), [gt])  # half size: accepted, upsampled
+    for bad in (np.zeros((6, 4), int), np.zeros((8, 12), int), np.zeros((2, 2), int)):
+        with pytest.raises(ValueError, match="4x6"):
+            evaluate_image(bad, [gt])
+    with pytest.raises(ValueError, match="no ground-truth"):
+        evaluate_image(np.zeros((4, 6), int), [])

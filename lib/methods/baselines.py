@@ -2,12 +2,15 @@
 
 - k-means on "the concatenation of RGB values in an a x a window for each pixel"
   (a = 1, 3, 5, 7; the best k in 2..20). Here: RGB in [0, 1], reflect padding at the border,
-  k-means++ seeding and Lloyd iterations until no label changes (at most ``max_iter``), in torch
-  so that it runs on the same device as the CNN methods.
+  one k-means++ seeding per seed (no restarts; the seeds' spread is reported instead) and Lloyd
+  iterations until no label changes (at most ``max_iter``), in torch so that it runs on the same
+  device as the CNN methods.
 - Felzenszwalb & Huttenlocher's graph-based segmentation ("GS"), threshold beta in
   {100, 500, 1000, 1500, 2000}: scikit-image's ``felzenszwalb`` with ``scale = beta`` (it rescales
   ``scale`` to the reference implementation's 0..255 intensities), its default Gaussian
-  smoothing sigma = 0.8 and minimum component size 20 (the paper gives neither).
+  smoothing sigma = 0.8 and minimum component size 20 (the paper gives neither). scikit-image
+  segments colour images with one graph on the joint RGB distance, where FH's reference code
+  segments each channel separately and intersects the results.
 """
 
 from __future__ import annotations

@@ -10,14 +10,19 @@ initialisation            Xavier uniform, zero bias (2.4)     PyTorch default (K
 response normalisation    Eq. (2), pure whitening             BatchNorm with learnable affine
 iterations                T = 500, fixed (Sec. 3)             at most 1000, stop once <= 3 labels
 SLIC                      K = 10,000 on RGB, compactness 10   K = 10,000 on the BGR array, compactness 100
-                          (scikit-image's default; the
-                          paper gives none)
+                          (the paper gives none: SLIC's
+                          own default m = 10, Achanta et
+                          al. 2012, as in scikit-image)
 ========================  ==================================  ==========================================
 
 Shared: M components of p = 100 3x3 filters, q = 100, SGD lr 0.1, momentum 0.9, CE between y'
 and the superpixel-refined labels c' (Algorithm 1). Between April 2018 and June 2019 the
 authors' code kept the middle layers in a plain Python list, so they were never trained (fixed
 by the repository's PR #7); this study runs the fixed code.
+
+The result is the argmax after the last update (what demo.py saves); Algorithm 1 read literally
+returns the labels computed before the T-th update, one step earlier. ``min_labels=0`` turns the
+code form's early stop off (an argmax always has at least one label).
 
 ``n_superpixels`` is K for a full BSDS500 image (481 x 321 pixels); for other sizes (e.g. the
 demo profile's shrunken images) K scales with the pixel count, keeping ~15 pixels per superpixel.
@@ -31,7 +36,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..loops import self_train
+from ..loops import LoopResult, self_train
 from ..models import Kanezaki2018Net
 from ..runtime import generator
 from ..superpixels import SuperpixelVote, slic_superpixels
@@ -112,16 +117,21 @@ class Kanezaki2018:
         # channels-last is ~1.6x faster for these convolutions on CPU (oneDNN); harmless on CUDA
         return model.to(device=device, memory_format=torch.channels_last)
 
-    def run(self, images: Sequence[np.ndarray], seeds: Sequence[Any], device: torch.device, progress: bool = False) -> list[Output]:
+    def optimise(self, images: Sequence[np.ndarray], seeds: Sequence[Any], device: torch.device,
+                 progress: bool = False, snapshots: Sequence[int] = ()) -> LoopResult:
+        """Algorithm 1 on a batch of same-sized images, one fresh model per image."""
         if len({im.shape for im in images}) != 1:
             raise ValueError("a batch must hold images of one size; the runner groups them by shape")
         cfg = self.config
         x, vote = self.prepare(images, device)
         model = self.build_model(seeds, device)
-        result = self_train(
+        return self_train(
             model, x, iterations=cfg.iterations, lr=cfg.lr, momentum=cfg.momentum, refine=vote,
-            min_labels=cfg.min_labels, progress=progress, desc=self.label(),
+            min_labels=cfg.min_labels, progress=progress, desc=self.label(), snapshots=snapshots,
         )
+
+    def run(self, images: Sequence[np.ndarray], seeds: Sequence[Any], device: torch.device, progress: bool = False) -> list[Output]:
+        result = self.optimise(images, seeds, device, progress)
         return [
             Output(
                 labels=result.labels[b],

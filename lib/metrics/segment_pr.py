@@ -16,8 +16,10 @@ rest open; this study's choices:
   segment is matched by at most one predicted segment and vice versa (per annotator). Hence
   thresholds below 0.5 are refused.
 - PR curve: all predicted segments of all images are ranked by decreasing area (as a fraction of
-  their image, so resized images rank alike); precision at rank r is the share of correct
-  segments among the first r, recall the share of all ground-truth segments matched by them.
+  their image, so resized images rank alike; equal areas keep the order of the images and, within
+  an image, of the segments' first pixels in raster order); precision at rank r is the share of
+  correct segments among the first r, recall the share of all ground-truth segments matched by
+  them.
 - AP = sum over ranks of (recall_r - recall_{r-1}) * precision_r (no interpolation).
 """
 
@@ -74,6 +76,8 @@ def _check_threshold(threshold: float) -> None:
 
 def match_segments(segments: np.ndarray, segmentations: Sequence[np.ndarray]) -> SegmentMatches:
     """Match ``segments`` (numbered ``0..P-1``, e.g. from ``relabel_connected``) against every annotator."""
+    if not segmentations:
+        raise ValueError("no ground-truth segmentation to match against")
     area = np.bincount(segments.ravel()) / segments.size
     return SegmentMatches.from_ious([iou_matrix(segments, gt) for gt in segmentations], area)
 
@@ -97,10 +101,12 @@ class PRCurve:
 def pr_curve(images: Iterable[SegmentMatches], threshold: float = 0.5) -> PRCurve:
     """Dataset-level PR curve with segments ranked by decreasing size, and its AP (Fig. 4)."""
     images = list(images)
+    n_gt = sum(len(m.gt_best_iou) for m in images)
+    if not images or n_gt == 0:
+        raise ValueError("a PR curve needs at least one image with ground-truth segments")
     area = np.concatenate([m.area for m in images])
     correct = np.concatenate([m.correct(threshold) for m in images])
     hits = np.concatenate([m.hits(threshold) for m in images])
-    n_gt = sum(len(m.gt_best_iou) for m in images)
     order = np.argsort(-area, kind="stable")
     tp = np.cumsum(correct[order])
     precision = tp / np.arange(1, len(order) + 1)
