@@ -73,6 +73,12 @@ class Report:
         self._save()
         return df
 
+    def show(self, name: str):
+        """The written table as the notebook should display it: title, table and caption."""
+        from IPython.display import Markdown
+
+        return Markdown((self.folder / f"{name}.md").read_text())
+
     def figure(self, fig: plt.Figure, name: str, title: str) -> None:
         """Write ``<name>.png`` and ``<name>.pdf`` with no time stamp or version in their metadata."""
         for fmt, metadata in (("png", {"Software": None}), ("pdf", {"CreationDate": None, "Producer": None, "Creator": None})):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
 import numpy as np
@@ -43,7 +43,3 @@ def params_key(method: Method) -> str:
     blob = json.dumps({"name": method.name, **method.params()}, sort_keys=True, default=str)
     slug = "".join(c if c.isalnum() else "-" for c in method.name.lower())
     return f"{slug}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
-
-
-def dataclass_params(obj: Any) -> dict[str, Any]:
-    return {k: v for k, v in asdict(obj).items()}

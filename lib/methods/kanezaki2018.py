@@ -30,7 +30,7 @@ demo profile's shrunken images) K scales with the pixel count, keeping ~15 pixel
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -40,7 +40,7 @@ from ..loops import LoopResult, self_train
 from ..models import Kanezaki2018Net
 from ..runtime import generator
 from ..superpixels import SuperpixelVote, slic_superpixels
-from .base import Output, dataclass_params
+from .base import Output
 
 #: pixels of a BSDS500 image, for which the paper's K = 10,000 is given
 BSDS_PIXELS = 481 * 321
@@ -93,7 +93,7 @@ class Kanezaki2018:
         return self.config.variant
 
     def params(self) -> dict[str, Any]:
-        return dataclass_params(self.config)
+        return asdict(self.config)
 
     def label(self) -> str:
         return f"kanezaki2018 {self.config.variant} M={self.config.n_layers}"

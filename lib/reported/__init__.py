@@ -30,10 +30,3 @@ def reported(paper: str, method: str | None = None) -> pd.DataFrame:
     rows = rows[rows.paper == paper]
     return (rows if method is None else rows[rows.method == method]).reset_index(drop=True)
 
-
-def reported_value(paper: str, method: str, metric: str) -> float:
-    rows = reported(paper, method)
-    hit = rows[rows.metric == metric]
-    if hit.empty:
-        raise KeyError(f"{paper}: no reported {metric} for {method}")
-    return float(hit.value.iloc[0])
