@@ -1,8 +1,8 @@
 """Command line: ``python -m lib <command> ...`` (``python -m lib --help`` lists the commands).
 
-- ``evaluate bsds500 --pred DIR``: Kim-protocol mIoU of a folder of label maps.
+- ``evaluate bsds500|voc2012 --pred DIR``: Kim-protocol mIoU and the BSDS region benchmarks of a folder of label maps.
 - ``segment --method kanezaki2018 --out DIR IMAGE...``: segment your own images.
-- ``download bsds500`` / ``verify bsds500``: get the dataset / check a copy against the manifest.
+- ``download bsds500|voc2012`` / ``verify bsds500``: get a dataset / check a copy against the manifest.
 - ``benchmark``: seconds per iteration of the per-image loop (see ``lib/benchmark.py``).
 - ``index [RESULTS]``: rebuild ``results/README.md`` from the notebooks' outputs.
 """
@@ -24,13 +24,18 @@ class CLIError(RuntimeError):
 
 def _evaluate(args: argparse.Namespace) -> int:
     from . import data
+    from .evaluation import evaluate_image
     from .io import LabelMapError, read_label_map
-    from .metrics import image_miou, pooled_miou
+    from .metrics import pooled_miou, pooled_region
 
     pred_dir = Path(args.pred)
     if not pred_dir.is_dir():
         raise CLIError(f"--pred {pred_dir}: not a folder of label maps")
-    ds = data.load("bsds500", root=args.data_root, split=args.split)
+    if args.dataset == "bsds500":
+        ds = data.load("bsds500", root=args.data_root, split=args.split or "test")
+    else:
+        ds = data.load("voc2012", root=args.data_root, ground_truth=args.ground_truth, void=args.void,
+                       **({"split": args.split, "subset": None} if args.split else {}))
     files, problems = {}, []
     for image_id in ds.ids:  # check every file name first, so all problems are reported at once
         found = [p for p in (pred_dir / f"{image_id}.png", pred_dir / f"{image_id}.npy") if p.is_file()]
@@ -53,17 +58,21 @@ def _evaluate(args: argparse.Namespace) -> int:
         if pred.shape != sample.shape:
             raise CLIError(f"image {sample.id}: prediction {path} is {pred.shape[0]}x{pred.shape[1]} (HxW) "
                            f"but the image is {sample.shape[0]}x{sample.shape[1]}; save label maps at the image's size")
-        scores.append(image_miou(pred, sample.segmentations))
-    result = pooled_miou(scores)
+        scores.append(evaluate_image(pred, sample.segmentations))
+    result = pooled_miou(s.miou for s in scores)
+    result.update(pooled_region(s.region for s in scores))
     result["images"] = len(scores)
     result["segments_per_image"] = float(np.mean([s.n_segments for s in scores]))
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"BSDS500 {args.split}, {len(scores)} images; Kim et al. protocol (4-connected segments, pooled over segments)")
+        print(f"{ds.name}, {len(scores)} images")
+        print("mIoU, Kim et al. protocol (4-connected segments, pooled over segments):")
         for key in ("all", "fine", "coarse", "mean"):
-            print(f"  {key.capitalize():<7} {result[key]:.4f}")
+            print(f"  {key.capitalize():<9} {result[key]:.4f}")
         print(f"  segments per image {result['segments_per_image']:.1f}")
+        print("region benchmarks of BSDS500 (label maps as given):")
+        print(f"  Covering  {result['covering']:.4f}\n  PRI       {result['pri']:.4f}\n  VOI       {result['voi']:.4f}  (bits, lower is better)")
     return 0
 
 
@@ -102,10 +111,13 @@ def _segment(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
-    from .data import bsds500
+    from .data import bsds500, voc2012
 
-    target = bsds500.download(args.data_root, progress=not args.quiet)
-    print(f"BSDS500 ready in {target}")
+    if args.dataset == "bsds500":
+        target = bsds500.download(args.data_root, progress=not args.quiet)
+    else:
+        target = voc2012.download(args.data_root)
+    print(f"{args.dataset} ready in {target}")
     return 0
 
 
@@ -145,12 +157,15 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m lib", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
 
-    e = sub.add_parser("evaluate", help="score a folder of label maps with the Kim et al. BSDS500 mIoU")
-    e.add_argument("dataset", choices=["bsds500"])
+    e = sub.add_parser("evaluate", help="score a folder of label maps: Kim et al. BSDS500 mIoU, Covering, PRI, VOI")
+    e.add_argument("dataset", choices=["bsds500", "voc2012"])
     e.add_argument("--pred", required=True, help="folder of <image id>.png (8/16-bit, one channel) or <image id>.npy label maps")
-    e.add_argument("--split", default="test", choices=["train", "val", "test"])
+    e.add_argument("--split", default=None, help="bsds500: train, val or test (default test); voc2012: a split list "
+                   "instead of the default 150 val images")
+    e.add_argument("--ground-truth", default="object", choices=["object", "class"], help="voc2012: which PNGs")
+    e.add_argument("--void", default="drop", choices=["drop", "keep"], help="voc2012: the 255 border does not count / is a segment")
     e.add_argument("--data-root", default=None, help="folder holding bsds500/ (default: $SEGSTUDY_DATA_ROOT or data/)")
-    e.add_argument("--json", action="store_true", help="print a JSON object with keys all, fine, coarse, mean")
+    e.add_argument("--json", action="store_true", help="print a JSON object: all, fine, coarse, mean, covering, pri, voi, images, segments_per_image")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=_evaluate)
 
@@ -169,7 +184,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_segment)
 
     d = sub.add_parser("download", help="download and verify a dataset")
-    d.add_argument("dataset", choices=["bsds500"])
+    d.add_argument("dataset", choices=["bsds500", "voc2012"])
     d.add_argument("--data-root", default=None)
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=_download)

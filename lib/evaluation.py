@@ -1,8 +1,13 @@
 """Per-image evaluation records and their aggregation into the numbers tables print.
 
-One :class:`ImageEval` per (method, seed, image) holds everything the metrics need, computed
-once from one IoU matrix per annotator: the Kim mIoU scores, Kanezaki's segment matches (any
-IoU threshold >= 0.5 is applied later) and the number of 4-connected segments.
+One :class:`ImageEval` per (method, seed, image) holds everything the metrics need: the Kim
+mIoU scores and Kanezaki's segment matches (any IoU threshold >= 0.5 is applied later), both
+from one IoU matrix per annotator over the 4-connected segments, and the BSDS region benchmarks
+(covering, Rand index, VOI) on the label map as given.
+
+Ground-truth pixels with a negative label do not count (PASCAL VOC's void border, when it is
+dropped): they are removed from the prediction and the ground truth after the prediction has
+been split into connected components, so a segment that crosses the void stays one segment.
 """
 
 from __future__ import annotations
@@ -12,14 +17,15 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .metrics import ImageMIoU, SegmentMatches, pooled_miou, pr_curve, precision_recall_f
-from .metrics.segments import iou_matrix, relabel_connected, upsample_labels
+from .metrics import ImageMIoU, ImageRegion, SegmentMatches, pooled_miou, pooled_region, pr_curve, precision_recall_f, region_scores
+from .metrics.segments import compact, iou_matrix, relabel_connected, upsample_labels
 
 
 @dataclass(frozen=True)
 class ImageEval:
     miou: ImageMIoU
     matches: SegmentMatches
+    region: ImageRegion
 
     @property
     def n_segments(self) -> int:
@@ -33,6 +39,10 @@ class ImageEval:
             "gt_best_pred": m.gt_best_pred,
             "area": m.area,
             "pred_best_iou": m.pred_best_iou,
+            "reg_covered": self.region.covered,
+            "reg_pixels": self.region.pixels,
+            "reg_rand": self.region.rand,
+            "reg_voi": self.region.voi,
         }
 
     @classmethod
@@ -40,7 +50,8 @@ class ImageEval:
         splits = np.cumsum(a["gt_lengths"])[:-1]
         scores = tuple(np.split(a["gt_best_iou"], splits))
         matches = SegmentMatches(a["area"], a["pred_best_iou"], a["gt_best_iou"], a["gt_best_pred"])
-        return cls(ImageMIoU(scores, int(len(a["area"]))), matches)
+        region = ImageRegion(a["reg_covered"], a["reg_pixels"], a["reg_rand"], a["reg_voi"])
+        return cls(ImageMIoU(scores, int(len(a["area"]))), matches, region)
 
 
 def evaluate_image(pred: np.ndarray, segmentations: Sequence[np.ndarray], connectivity: int = 1) -> ImageEval:
@@ -58,9 +69,15 @@ def evaluate_image(pred: np.ndarray, segmentations: Sequence[np.ndarray], connec
                              f"{shape[0]}x{shape[1]} ground truth (expected {expected[0]}x{expected[1]})")
     pred = upsample_labels(pred, shape)
     segments = relabel_connected(pred, connectivity)
+    valid = np.logical_and.reduce([np.asarray(gt) >= 0 for gt in segmentations])
+    if not valid.all():  # void pixels: out of every count
+        if not valid.any():
+            raise ValueError("every ground-truth pixel is void: nothing to evaluate")
+        segments, pred = compact(segments[valid])[0], pred[valid]
+        segmentations = [np.asarray(gt)[valid] for gt in segmentations]
     ious = [iou_matrix(segments, gt) for gt in segmentations]
     area = np.bincount(segments.ravel()) / segments.size
-    return ImageEval(ImageMIoU.from_ious(ious), SegmentMatches.from_ious(ious, area))
+    return ImageEval(ImageMIoU.from_ious(ious), SegmentMatches.from_ious(ious, area), region_scores(pred, segmentations))
 
 
 def summarize(evals: Iterable[ImageEval], thresholds: Sequence[float] = (0.5, 0.7)) -> dict[str, float]:
@@ -69,10 +86,12 @@ def summarize(evals: Iterable[ImageEval], thresholds: Sequence[float] = (0.5, 0.
     - ``miou_all/fine/coarse/mean``: the Kim protocol (pooled over segments);
     - ``f_<t>``, ``precision_<t>``, ``recall_<t>``: Kanezaki's per-image values, averaged over images;
     - ``ap_<t>``: average precision of the size-ranked PR curve;
+    - ``covering``, ``pri``, ``voi``: the BSDS500 region benchmarks (see ``lib/metrics/region.py``);
     - ``segments``: mean number of 4-connected predicted segments per image.
     """
     evals = list(evals)
     out = {f"miou_{k}": v for k, v in pooled_miou(e.miou for e in evals).items()}
+    out.update(pooled_region(e.region for e in evals))
     for t in thresholds:
         prf = np.array([precision_recall_f(e.matches, t) for e in evals])
         out[f"precision_{t}"], out[f"recall_{t}"], out[f"f_{t}"] = prf.mean(0).tolist()

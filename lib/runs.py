@@ -32,7 +32,7 @@ from .methods.base import Method, params_key
 from .runtime import default_batch_size, resolve_device
 
 #: part of every cache path: bump it when results of the same parameters would change
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass

@@ -17,7 +17,7 @@ from .reported import reported
 from .runs import Record
 
 #: metrics reported by :func:`lib.evaluation.summarize`, in table order
-METRICS = ("miou_all", "miou_fine", "miou_coarse", "miou_mean", "f_0.5", "ap_0.5", "ap_0.7", "segments")
+METRICS = ("miou_all", "miou_fine", "miou_coarse", "miou_mean", "f_0.5", "ap_0.5", "ap_0.7", "covering", "pri", "voi", "segments")
 
 
 def runs_table(family: str, config: str, records: Iterable[Record], form: str = "", **columns) -> pd.DataFrame:

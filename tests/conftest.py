@@ -49,3 +49,35 @@ def write_fake_bsds(root: Path, ids=("2", "10"), shape=(12, 16), split="test", a
         scipy.io.savemat(root / "bsds500" / "groundTruth" / split / f"{image_id}.mat", {"groundTruth": cell})
         written.append(segs)
     return written
+
+
+def write_fake_voc(root: Path, ids=("2007_000033", "2007_000042"), shape=(10, 14), seed=0) -> dict:
+    """Write a tiny PASCAL VOC 2012 in the official layout: JPEGImages, palette PNGs for
+    SegmentationClass and SegmentationObject with a 255 void border around each object, and
+    ImageSets/Segmentation/val.txt. Returns {id: (class map, object map)}."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    base = root / "VOCdevkit" / "VOC2012"
+    for d in ("JPEGImages", "SegmentationClass", "SegmentationObject", "ImageSets/Segmentation"):
+        (base / d).mkdir(parents=True, exist_ok=True)
+    written = {}
+    palette = [v for i in range(256) for v in (i, (i * 7) % 256, (i * 13) % 256)]
+    for image_id in ids:
+        h, w = shape
+        cls = np.zeros(shape, np.uint8)
+        obj = np.zeros(shape, np.uint8)
+        cls[1:5, 1:6], obj[1:5, 1:6] = 15, 1  # a person
+        cls[5:9, 7:12], obj[5:9, 7:12] = 15, 2  # a second person: same class, another instance
+        border = np.zeros(shape, bool)
+        border[0, 0:7] = border[4:9, 6] = True
+        cls[border], obj[border] = 255, 255
+        Image.fromarray(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)).save(base / "JPEGImages" / f"{image_id}.jpg")
+        for name, arr in (("SegmentationClass", cls), ("SegmentationObject", obj)):
+            im = Image.fromarray(arr, mode="P")
+            im.putpalette(palette)
+            im.save(base / name / f"{image_id}.png")
+        written[image_id] = (cls, obj)
+    (base / "ImageSets" / "Segmentation" / "val.txt").write_text("\n".join(ids) + "\n")
+    return written

@@ -559,7 +559,7 @@ def test_summarize_two_images_by_hand():
     evals = [evaluate_image(PR_PRED_1, [PR_GT_1A, PR_GT_1B]), evaluate_image(PR_PRED_2, [PR_GT_2])]
     out = summarize(evals, thresholds=(0.5, 0.9))
     assert set(out) == {
-        "miou_all", "miou_fine", "miou_coarse", "miou_mean", "segments",
+        "miou_all", "miou_fine", "miou_coarse", "miou_mean", "segments", "covering", "pri", "voi",
         "precision_0.5", "recall_0.5", "f_0.5", "ap_0.5",
         "precision_0.9", "recall_0.9", "f_0.9", "ap_0.9",
     }
@@ -595,3 +595,62 @@ def test_evaluate_image_refuses_a_prediction_that_is_not_a_shrunken_copy():
             evaluate_image(bad, [gt])
     with pytest.raises(ValueError, match="no ground-truth"):
         evaluate_image(np.zeros((4, 6), int), [])
+
+
+# --------------------------------------------------------------------------------------------
+# BSDS region benchmarks
+
+
+def test_region_scores_by_hand():
+    """2x2 image, prediction left|right, ground truth top/bottom.
+
+    Covering: each GT row (2 px) overlaps each column in 1 px, union 3 -> 2 * (2 * 1/3) / 4 = 1/3.
+    Rand index: of the 6 pixel pairs, only the 2 diagonal pairs are apart in both -> 2/6.
+    VOI: H(S) = H(G) = 1 bit, the two are independent (I = 0) -> 2 bits.
+    """
+    from lib.metrics import pooled_region, region_scores
+
+    pred = np.array([[0, 1], [0, 1]])
+    gt = np.array([[0, 0], [1, 1]])
+    r = region_scores(pred, [gt])
+    np.testing.assert_allclose(r.covered / r.pixels, [1 / 3])
+    np.testing.assert_allclose(r.rand, [1 / 3])
+    np.testing.assert_allclose(r.voi, [2.0])
+    same = region_scores(gt, [gt, pred])
+    np.testing.assert_allclose(same.rand, [1.0, 1 / 3])
+    np.testing.assert_allclose(same.voi, [0.0, 2.0])
+    # pooled: covering by pixels over annotators, PRI and VOI averaged per image then over images
+    out = pooled_region([same, r])
+    assert out["covering"] == pytest.approx((4 + 4 / 3 + 4 / 3) / 12)
+    assert out["pri"] == pytest.approx(((1 + 1 / 3) / 2 + 1 / 3) / 2)
+    assert out["voi"] == pytest.approx((1.0 + 2.0) / 2)
+
+
+def test_region_scores_are_invariant_to_label_values_and_voi_is_symmetric():
+    from lib.metrics import region_scores
+
+    rng = np.random.default_rng(7)
+    a, b = rng.integers(0, 4, (9, 11)), rng.integers(0, 3, (9, 11))
+    r = region_scores(a, [b])
+    perm = rng.permutation(10)
+    r2 = region_scores(perm[a] + 100, [b * 7 - 3])
+    np.testing.assert_allclose([r.covered, r.rand, r.voi], [r2.covered, r2.rand, r2.voi])
+    np.testing.assert_allclose(region_scores(b, [a]).voi, r.voi)
+    assert 0 <= r.rand[0] <= 1 and r.voi[0] >= 0
+
+
+def test_void_pixels_do_not_count():
+    """Negative ground-truth labels (VOC's dropped void border) are removed from every count."""
+    from lib.evaluation import evaluate_image
+
+    gt = np.array([[0, 0, -1, 1], [0, 0, -1, 1]])
+    pred = np.array([[5, 5, 9, 7], [5, 5, 9, 7]])  # the column under the void is its own segment
+    ev = evaluate_image(pred, [gt])
+    np.testing.assert_allclose(ev.miou.scores[0], [1.0, 1.0])
+    assert ev.n_segments == 2  # the segment lying wholly in the void is gone
+    np.testing.assert_allclose(ev.region.rand, [1.0])
+    assert ev.region.pixels[0] == 6
+    kept = evaluate_image(pred, [np.where(gt < 0, 2, gt)])  # void kept as a label of its own
+    assert kept.n_segments == 3
+    with pytest.raises(ValueError, match="void"):
+        evaluate_image(pred, [np.full_like(gt, -1)])

@@ -5,6 +5,7 @@
 - ``bsds500``: the Berkeley Segmentation Data Set 500 in its official layout (``bsds500.py``).
 - ``synthetic``: generated scenes whose ground truth is exact (``synthetic.py``).
 - ``photos``: scikit-image's bundled photographs, no ground truth (``photos.py``).
+- ``voc2012``: PASCAL VOC 2012 segmentation in its official layout (``voc2012.py``).
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from __future__ import annotations
 from typing import Callable
 
 from .base import DatasetError, DatasetNotFound, Sample, SampleList, resize_image
-from . import bsds500, photos, synthetic
+from . import bsds500, photos, synthetic, voc2012
 
 _REGISTRY: dict[str, Callable[..., SampleList]] = {
     "bsds500": bsds500.BSDS500,
     "synthetic": synthetic.SyntheticScenes,
     "photos": photos.Photos,
+    "voc2012": voc2012.VOC2012,
 }
 
 

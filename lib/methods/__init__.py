@@ -4,6 +4,7 @@ Every method follows the :class:`~lib.methods.base.Method` protocol, so the runn
 ``lib/runs.py`` can batch, cache, resume and evaluate any of them the same way.
 
 - ``kanezaki2018``: CNN clustering by backpropagation with superpixel refinement.
+- ``kim2020``: the continuity loss with a fixed weight (Kim et al. 2020) or a dynamic one (DynamicSeg).
 - ``baselines``: k-means on a x a RGB windows, Felzenszwalb–Huttenlocher graph segmentation,
   and the blank (one-segment) prediction.
 """
@@ -11,5 +12,6 @@ Every method follows the :class:`~lib.methods.base.Method` protocol, so the runn
 from .base import Method, Output
 from .baselines import Blank, Felzenszwalb, KMeansWindows
 from .kanezaki2018 import Kanezaki2018
+from .kim2020 import ContinuityClustering, DynamicSeg, Kim2020
 
-__all__ = ["Blank", "Felzenszwalb", "KMeansWindows", "Kanezaki2018", "Method", "Output"]
+__all__ = ["Blank", "ContinuityClustering", "DynamicSeg", "Felzenszwalb", "Kim2020", "KMeansWindows", "Kanezaki2018", "Method", "Output"]

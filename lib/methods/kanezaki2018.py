@@ -78,6 +78,25 @@ class Kanezaki2018Config:
         return max(1, round(self.n_superpixels * height * width / BSDS_PIXELS))
 
 
+def input_tensor(images: Sequence[np.ndarray], bgr: bool, device: torch.device) -> torch.Tensor:
+    """``(B, 3, H, W)`` float input in [0, 1], in BGR order for the authors' code forms."""
+    arrays = [np.ascontiguousarray(im[..., ::-1]) if bgr else im for im in images]
+    x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div(255)
+    # channels-last is ~1.6x faster for these convolutions on CPU (oneDNN); harmless on CUDA
+    return x.to(device).contiguous(memory_format=torch.channels_last)
+
+
+def build_networks(cfg: Any, seeds: Sequence[Any], device: torch.device) -> Kanezaki2018Net:
+    """One independent network per seed (``(seed, image key)`` tuples), from a config with the
+    fields n_layers, channels, classes, init and response_affine."""
+    model = Kanezaki2018Net(
+        n_models=len(seeds), n_layers=cfg.n_layers, channels=cfg.channels, classes=cfg.classes,
+        init=cfg.init, response_affine=cfg.response_affine,
+        generators=[generator(*s) if isinstance(s, tuple) else generator(s) for s in seeds],
+    )
+    return model.to(device=device, memory_format=torch.channels_last)
+
+
 class Kanezaki2018:
     """The method, runnable on a batch of same-sized images (one independent model each)."""
 
@@ -101,21 +120,14 @@ class Kanezaki2018:
     def prepare(self, images: Sequence[np.ndarray], device: torch.device) -> tuple[torch.Tensor, SuperpixelVote]:
         """Input tensor (channel order and scale of the chosen form) and the superpixel vote."""
         cfg = self.config
+        x = input_tensor(images, cfg.bgr, device)
+        h, w = images[0].shape[:2]
         arrays = [np.ascontiguousarray(im[..., ::-1]) if cfg.bgr else im for im in images]
-        h, w = arrays[0].shape[:2]
         sp = [slic_superpixels(a, cfg.superpixels_for(h, w), cfg.compactness) for a in arrays]
-        x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div(255)
-        return x.to(device).contiguous(memory_format=torch.channels_last), SuperpixelVote(sp, cfg.classes, device)
+        return x, SuperpixelVote(sp, cfg.classes, device)
 
     def build_model(self, seeds: Sequence[Any], device: torch.device) -> Kanezaki2018Net:
-        cfg = self.config
-        model = Kanezaki2018Net(
-            n_models=len(seeds), n_layers=cfg.n_layers, channels=cfg.channels, classes=cfg.classes,
-            init=cfg.init, response_affine=cfg.response_affine,
-            generators=[generator(*s) if isinstance(s, tuple) else generator(s) for s in seeds],
-        )
-        # channels-last is ~1.6x faster for these convolutions on CPU (oneDNN); harmless on CUDA
-        return model.to(device=device, memory_format=torch.channels_last)
+        return build_networks(self.config, seeds, device)
 
     def optimise(self, images: Sequence[np.ndarray], seeds: Sequence[Any], device: torch.device,
                  progress: bool = False, snapshots: Sequence[int] = ()) -> LoopResult:

@@ -3,14 +3,20 @@
 - ``segments``: connected components, overlaps, IoU matrices (shared machinery).
 - ``bsds_miou``: the Kim et al. (TIP 2020) BSDS500 mIoU protocol, All / Fine / Coarse / Mean.
 - ``segment_pr``: Kanezaki (ICASSP 2018) segment precision / recall / F, PR curves and AP.
+- ``region``: the BSDS500 region benchmarks: Segmentation Covering, PRI, VOI.
+
+Ground-truth labels below zero mark pixels that do not count (e.g. PASCAL VOC's void border
+when it is dropped): see :func:`lib.evaluation.evaluate_image`.
 """
 
 from .bsds_miou import ImageMIoU, image_miou, pooled_miou
+from .region import ImageRegion, pooled_region, region_scores
 from .segment_pr import PRCurve, SegmentMatches, match_segments, pr_curve, precision_recall_f
 from .segments import count_segments, iou_matrix, overlap, relabel_connected, upsample_labels
 
 __all__ = [
     "ImageMIoU",
+    "ImageRegion",
     "PRCurve",
     "SegmentMatches",
     "count_segments",
@@ -19,8 +25,10 @@ __all__ = [
     "match_segments",
     "overlap",
     "pooled_miou",
+    "pooled_region",
     "pr_curve",
     "precision_recall_f",
+    "region_scores",
     "relabel_connected",
     "upsample_labels",
 ]

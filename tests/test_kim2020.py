@@ -1,0 +1,78 @@
+"""Kim et al. 2020 and DynamicSeg: the continuity loss, the dynamic weights, the two forms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lib.losses import continuity_loss
+from lib.methods import DynamicSeg, Kim2020
+from lib.methods.kim2020 import AUTHORS_FILE_SCHEMES, ContinuityConfig, continuity_weight
+
+
+def test_continuity_loss_by_hand():
+    """One image, q = 1, 2x3 response [[0, 1, 3], [2, 2, 2]]:
+    vertical |d| = 2, 1, 1 over 3 elements -> 4/3; horizontal |d| = 1, 2, 0, 0 over 4 -> 3/4."""
+    r = torch.tensor([[[[0.0, 1.0, 3.0], [2.0, 2.0, 2.0]]]])
+    assert continuity_loss(r).item() == pytest.approx(4 / 3 + 3 / 4)
+    # Huber (beta = 1): vertical 1.5, 0.5, 0.5 -> 2.5/3; horizontal 0.5, 1.5, 0, 0 -> 2/4
+    assert continuity_loss(r, "smooth_l1").item() == pytest.approx(2.5 / 3 + 2 / 4)
+    with pytest.raises(ValueError, match="kind"):
+        continuity_loss(r, "l2")
+
+
+def test_continuity_loss_is_per_image_and_zero_on_constant_responses():
+    r = torch.zeros(2, 4, 5, 6)
+    r[1, :, :, 3:] = 1.0  # a vertical edge in image 1 only
+    loss = continuity_loss(r)
+    assert loss[0].item() == 0.0
+    assert loss[1].item() == pytest.approx(5 / (5 * 5))  # 5 rows x 1 step of 1, over 5*5 horizontal pairs
+
+
+def test_dynamic_weights_follow_the_paper_equations():
+    q = torch.tensor([100, 30, 4])
+    np.testing.assert_allclose(continuity_weight("fixed", 5, q), [5, 5, 5])
+    np.testing.assert_allclose(continuity_weight("fsf", 15, q), [100 / 15, 2, 4 / 15])  # Eq. (2): q'/mu
+    np.testing.assert_allclose(continuity_weight("scf", 100, q), [1, 100 / 30, 25])  # Eq. (3): mu/q'
+
+
+def test_the_authors_file_named_scf_runs_the_fsf_formula():
+    """DynamicSeg_SCF.py adds nLabels/15 * (lhpy + lhpz): that is q'/mu, the paper's FSF."""
+    scheme, mu = AUTHORS_FILE_SCHEMES["DynamicSeg_SCF.py"]
+    assert scheme == "fsf" and mu == 15
+    q = torch.tensor([30])
+    assert continuity_weight(scheme, mu, q).item() == pytest.approx(30 / 15)
+    assert continuity_weight("scf", mu, q).item() != pytest.approx(30 / 15)
+
+
+def test_names_match_the_reported_table_rows():
+    from lib.reported import reported
+
+    rows = set(reported("dynamicseg").method)
+    for m in (Kim2020(5), DynamicSeg("scf", 100), DynamicSeg("scf", 50), DynamicSeg("fsf", 10), DynamicSeg("fsf", 15)):
+        assert m.name in rows, m.name
+    assert DynamicSeg("fsf", 15).label() == "dynamicseg FSF code q'/15 M=3"
+
+
+def test_forms_differ_only_in_the_stop_rule():
+    code, paper = ContinuityConfig.for_variant("code"), ContinuityConfig.for_variant("paper")
+    assert (code.min_labels, code.iterations) == (3, 1000)
+    assert paper.min_labels is None
+    assert {k for k in vars(code) if getattr(code, k) != getattr(paper, k)} == {"variant", "min_labels"}
+    with pytest.raises(ValueError, match="scheme"):
+        DynamicSeg("fixed", 5)
+    with pytest.raises(ValueError, match="mu"):
+        Kim2020(0)
+
+
+def test_runs_and_records_weights_batch_invariant():
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (16, 20, 3), dtype=np.uint8) for _ in range(2)]
+    m = DynamicSeg("scf", 50, iterations=3, n_layers=2, variant="paper")
+    both = m.run(images, [(0, "a"), (0, "b")], torch.device("cpu"))
+    one = m.run(images[1:], [(0, "b")], torch.device("cpu"))
+    assert [o.iterations for o in both] == [3, 3]
+    np.testing.assert_allclose(both[1].extras["loss_history"], one[0].extras["loss_history"], rtol=1e-4)
+    q = both[0].extras["label_history"]
+    np.testing.assert_allclose(m.weights(q), 50 / q)
