@@ -61,7 +61,8 @@ class Report:
         cap = caption(title, profile=self.profile, dataset=dataset, protocol=protocol, seeds=seeds, notes=notes)
         with atomic_write(self.folder / f"{name}.csv", "w") as f:
             df.to_csv(f, index=False)
-        shown = df.map(lambda v: ("" if v != v else float_format.format(v)) if isinstance(v, float) else v)  # nan -> blank
+        shown = df.map(lambda v: "" if v is pd.NA or (isinstance(v, float) and v != v)
+                       else float_format.format(v) if isinstance(v, float) else v)  # missing -> blank
         md = shown.to_markdown(index=False, disable_numparse=True)
         write_text(self.folder / f"{name}.md", f"**{title}**\n\n{md}\n\n{cap}\n")
         tex = shown.to_latex(index=False, escape=True, caption=_latex_escape(cap), label=f"tab:{self.notebook}:{name}")

@@ -39,12 +39,13 @@ def check_common(profile: str, seeds: Sequence[int], device: str, max_side: int 
 
 def evaluation_sets(
     *, synthetic_images: int, synthetic_size: Sequence[int], bsds_images: int, bsds_split: str = "test",
-    data_root: str | None = None,
+    data_root: str | None = None, voc_images: int = 0, voc_ground_truth: str = "object", voc_void: str = "drop",
 ) -> tuple[dict[str, list[Sample]], dict[str, str]]:
     """The image sets with ground truth, and a description of each for table captions.
 
     BSDS500 is used when present under the data root (``bsds_images`` = N first images by id,
-    -1 for the whole split, 0 for none); when absent, a note says how to get it.
+    -1 for the whole split, 0 for none), and so is PASCAL VOC 2012 (``voc_images`` = N first of
+    the 150-image list, -1 for all 150); when a dataset is absent, a note says how to get it.
     """
     sets: dict[str, list[Sample]] = {}
     notes: dict[str, str] = {}
@@ -63,6 +64,16 @@ def evaluation_sets(
             sets[full.name] = subset
             which = "all" if len(subset) == len(full) else f"the first {len(subset)} (by id) of the"
             notes[full.name] = f"BSDS500 {bsds_split}: {which} {len(full)} images, every human annotation"
+    if voc_images:
+        try:
+            voc = data.load("voc2012", root=data_root, ground_truth=voc_ground_truth, void=voc_void)
+        except DatasetNotFound as exc:
+            notes["voc2012"] = f"PASCAL VOC 2012 not found, so it is left out of this run. {exc}"
+        else:
+            subset = voc[: voc_images] if voc_images > 0 else voc[:]
+            sets[voc.name] = subset
+            notes[voc.name] = (f"PASCAL VOC 2012: {len(subset)} of the study's 150 val images (lib/data/voc2012_val150.txt), "
+                               f"{voc_ground_truth} PNGs, void border {'not counted' if voc_void == 'drop' else 'kept as a segment'}")
     if not sets:
         raise ParameterError("no evaluation images: set synthetic_images > 0 or make BSDS500 available")
     return sets, notes

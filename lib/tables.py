@@ -80,37 +80,60 @@ def paper_value(papers: str | Sequence[str], family: str, metric: str) -> float:
 
 def best_versus_paper(
     summary: pd.DataFrame, paper: str | Sequence[str], metrics: Sequence[str], dataset: str, *,
-    select_by: str | None = None, comparable: bool = False,
+    select_by: str | None = None, comparable: bool = False, with_paper: bool | None = None,
+    paper_metrics: dict[str, str] | None = None, order: Sequence[str] | None = None,
+    reported_only: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Best config per (family, form) on ``dataset``, beside the paper's numbers.
 
     ``select_by=None`` picks the best config separately for each metric (the paper's "best
     average precision scores for each method"); otherwise one config per row, chosen by
-    ``select_by``. Columns per metric: ours (mean over seeds), ``±`` (standard deviation over
-    seeds), and — on BSDS500, the papers' dataset only — ``paper``, taking each number from the
-    first of ``paper`` (one key or several) that reports it. ``diff`` (ours - paper) is added only
-    when the run is ``comparable`` (the paper's images, resolution and iterations); otherwise the
-    paper's number is context, not a target.
+    ``select_by`` (for VOI, lower is better). Columns per metric: ours (mean over seeds), ``±``
+    (standard deviation over seeds), and — when ``with_paper`` (default: on BSDS500, the papers'
+    dataset) — ``paper``, taking each number from the first of ``paper`` (one key or several)
+    that reports it under the name ``paper_metrics.get(metric, metric)``. ``diff`` (ours - paper)
+    is added only when the run is ``comparable`` (the paper's images, resolution and iterations);
+    otherwise the paper's number is context, not a target. ``order`` sorts the rows by family;
+    ``reported_only`` families are appended with the paper's numbers alone.
     """
     on = summary[summary.dataset == dataset]
-    with_paper = dataset.startswith("bsds500")
+    with_paper = dataset.startswith("bsds500") if with_paper is None else with_paper
+    paper_metrics = paper_metrics or {}
+
+    def best_of(group: pd.DataFrame, metric: str) -> pd.Series:
+        return group.loc[group[metric].idxmin() if metric == "voi" else group[metric].idxmax()]
+
     rows = []
     for (family, form), group in on.groupby(["family", "form"], sort=False):
         row: dict = {"method": family, "form": form}
         if select_by is not None:
-            best = group.loc[group[select_by].idxmax()]
+            best = best_of(group, select_by)
             row["config"] = best.config
         for m in metrics:
             if select_by is None:
-                best = group.loc[group[m].idxmax()]
+                best = best_of(group, m)
                 row[f"{m} config"] = best.config
             row[m] = best[m]
             row[f"{m} ±"] = best[f"{m}_std"]
             if with_paper:
-                p = paper_value(paper, family, m)
+                p = paper_value(paper, family, paper_metrics.get(m, m))
                 row[f"{m} paper"] = p
                 if comparable:
                     row[f"{m} diff"] = best[m] - p
         row["seeds"] = int(best.seeds)
         rows.append(row)
-    return pd.DataFrame(rows)
+    for family in reported_only:
+        row = {"method": f"{family} (as reported only)", "form": ""}
+        for m in metrics:
+            row[m] = np.nan
+            if with_paper:
+                row[f"{m} paper"] = paper_value(paper, family, paper_metrics.get(m, m))
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    out["seeds"] = out["seeds"].astype("Int64")  # blank for reported-only rows
+    if order is not None:
+        rank = {}
+        for i, f in enumerate(order):
+            rank.setdefault(f, i)
+        out = out.sort_values("method", key=lambda col: col.map(lambda f: rank.get(f, len(order))), kind="stable")
+    return out.reset_index(drop=True)
