@@ -1,7 +1,8 @@
-"""Speed of the Kanezaki 2018 loop: ``python -m lib benchmark [--reference] [--device cuda]``.
+"""Speed of the per-image loops: ``python -m lib benchmark [--method kim2020] [--reference] [--device cuda]``.
 
 Reports (i) seconds per iteration for one 481 x 321 image (M = 2, p = q = 100, the paper's
-arithmetic) with this study's loop, (ii) images x iterations per second for a batch of
+arithmetic) with this study's loop (Kanezaki 2018's, or with ``--method kim2020`` the continuity
+loss of Kim et al. / DynamicSeg, no superpixels), (ii) images x iterations per second for a batch of
 independent models, and with ``--reference`` (iii) the same single-image loop written the way
 the authors' demo.py runs it: default (NCHW) memory layout, labels copied to the host every
 iteration and the superpixel vote as a Python loop over superpixels (no display). The arithmetic
@@ -19,8 +20,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .losses import continuity_loss
 from .loops import self_train
-from .methods import Kanezaki2018
+from .methods import Kanezaki2018, Kim2020
+from .methods.kanezaki2018 import build_networks, input_tensor
 from .runtime import resolve_device, tune_cpu_allocator
 from .superpixels import majority_vote_reference
 
@@ -41,15 +44,25 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_study_loop(images: list[np.ndarray], layers: int, iterations: int, device: torch.device) -> float:
+def time_study_loop(images: list[np.ndarray], layers: int, iterations: int, device: torch.device,
+                    method: str = "kanezaki2018") -> float:
     """Seconds per iteration of lib's loop for a batch of ``images`` (one warm-up iteration first)."""
-    method = Kanezaki2018(variant="paper", n_layers=layers, iterations=iterations)
-    x, vote = method.prepare(images, device)
-    model = method.build_model([(0, i) for i in range(len(images))], device)
-    self_train(model, x, iterations=1, lr=0.1, momentum=0.9, refine=vote)  # warm-up (kernel selection)
+    if method == "kanezaki2018":
+        m = Kanezaki2018(variant="paper", n_layers=layers, iterations=iterations)
+        x, vote = m.prepare(images, device)
+        model = m.build_model([(0, i) for i in range(len(images))], device)
+        kw = dict(refine=vote)
+    elif method == "kim2020":
+        m = Kim2020(5.0, variant="paper", n_layers=layers)
+        x = input_tensor(images, m.config.bgr, device)
+        model = build_networks(m.config, [(0, i) for i in range(len(images))], device)
+        kw = dict(extra_loss=lambda r, q: 5.0 * continuity_loss(r))
+    else:
+        raise ValueError(f"method={method!r}: kanezaki2018 or kim2020")
+    self_train(model, x, iterations=1, lr=0.1, momentum=0.9, **kw)  # warm-up (kernel selection)
     _sync(device)
     start = time.perf_counter()
-    self_train(model, x, iterations=iterations, lr=0.1, momentum=0.9, refine=vote)
+    self_train(model, x, iterations=iterations, lr=0.1, momentum=0.9, **kw)
     _sync(device)
     # self_train ends with one extra forward pass for the final labels; count it in, conservatively
     return (time.perf_counter() - start) / iterations
@@ -109,17 +122,23 @@ def main(args: argparse.Namespace) -> int:
     result = {
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         "cpu": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__, "image": f"{source}, {image.shape[1]}x{image.shape[0]}", "layers": args.layers,
-        "timed_iterations": args.iterations,
+        "torch": torch.__version__, "image": f"{source}, {image.shape[1]}x{image.shape[0]}", "method": args.method,
+        "layers": args.layers, "timed_iterations": args.iterations,
     }
+    if args.reference and args.method != "kanezaki2018":
+        raise ValueError("--reference times demo.py's loop: use it with --method kanezaki2018")
     if args.reference:
         # first, before lib's loop tunes the CPU allocator: demo.py runs with the default one
         result["reference_seconds_per_iteration"] = time_reference_loop(image, args.layers, args.iterations, device)
-    result["study_seconds_per_iteration"] = time_study_loop([image], args.layers, args.iterations, device)
+    result["study_seconds_per_iteration"] = time_study_loop([image], args.layers, args.iterations, device, args.method)
     result["study_cpu_allocator_tuned"] = tune_cpu_allocator() if device.type == "cpu" else False
-    batch_spi = time_study_loop([image] * batch, args.layers, args.iterations, device)
+    batch_spi = time_study_loop([image] * batch, args.layers, args.iterations, device, args.method)
     result["batch_images"] = batch
     result["batch_image_iterations_per_second"] = batch / batch_spi
+    best = max(1 / result["study_seconds_per_iteration"], result["batch_image_iterations_per_second"])
+    if args.estimate:  # wall time of one paper-profile row: images x iterations / throughput
+        images, its = args.estimate
+        result[f"estimated_hours_for_{images}_images_x_{its}_iterations"] = images * its / best / 3600
     if args.reference:
         result["speedup_vs_reference"] = result["reference_seconds_per_iteration"] / result["study_seconds_per_iteration"]
         if result["study_cpu_allocator_tuned"]:  # how much of the gain is the allocator alone

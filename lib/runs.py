@@ -32,7 +32,7 @@ from .methods.base import Method, params_key
 from .runtime import default_batch_size, resolve_device
 
 #: part of every cache path: bump it when results of the same parameters would change
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 @dataclass
@@ -82,7 +82,7 @@ def _load(path: Path, sample: Sample, seed: int, want_labels: bool) -> Record | 
             return None
         ev = {k[5:]: v for k, v in a.items() if k.startswith("eval_")}
         if sample.segmentations:
-            segments_now = [len(np.unique(s)) for s in sample.segmentations]
+            segments_now = [len(np.unique(s[s >= 0])) for s in sample.segmentations]  # void (< 0) does not count
             if not ev or list(ev["gt_lengths"]) != segments_now:  # the ground truth changed
                 return None
         return Record(

@@ -654,3 +654,15 @@ def test_void_pixels_do_not_count():
     assert kept.n_segments == 3
     with pytest.raises(ValueError, match="void"):
         evaluate_image(pred, [np.full_like(gt, -1)])
+
+
+def test_region_benchmarks_see_connected_segments():
+    """One cluster label in two separate blobs is two segments for every metric here."""
+    from lib.evaluation import evaluate_image
+
+    gt = np.array([[0, 0, 1, 1, 2, 2]] * 2)
+    pred = np.array([[5, 5, 6, 6, 5, 5]] * 2)  # label 5 covers GT regions 0 and 2, apart
+    ev = evaluate_image(pred, [gt])
+    assert ev.n_segments == 3
+    np.testing.assert_allclose(ev.region.covered / ev.region.pixels, [1.0])
+    np.testing.assert_allclose(ev.region.voi, [0.0], atol=1e-12)

@@ -11,7 +11,7 @@ import papermill
 import pytest
 import yaml
 
-from conftest import REPO, shared_datasets
+from conftest import REPO, shared_datasets, write_fake_voc
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 PROFILES = ("smoke", "demo", "paper")
@@ -63,8 +63,17 @@ def test_parameters_and_profiles(path: Path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_runs_in_smoke_profile(path: Path, tmp_path: Path):
     params = yaml.safe_load((REPO / "notebooks" / "params" / path.stem / "smoke.yaml").read_text())
+    root = tmp_path / "data"
+    root.mkdir()
     if shared_datasets() is not None:  # one real image too, so the paper-comparison paths run
-        params.update(bsds_images=1, data_root=str(shared_datasets()))
+        (root / "bsds500").symlink_to(shared_datasets() / "bsds500")
+        params.update(bsds_images=1)
+    if "voc_images" in params:  # two files in VOC's layout, named as the first two of the 150-image list
+        from lib.data.voc2012 import VAL150
+
+        write_fake_voc(root, ids=VAL150.read_text().split()[:2], shape=(24, 30))
+        params.update(voc_images=2)
+    params["data_root"] = str(root)
     out_dir = tmp_path / "results"
     papermill.execute_notebook(
         str(path), str(tmp_path / path.name), parameters={**params, "results_dir": str(out_dir)},
@@ -72,6 +81,8 @@ def test_runs_in_smoke_profile(path: Path, tmp_path: Path):
     )
     meta = json.loads((out_dir / "metrics.json").read_text())
     assert meta["profile"] == "smoke" and meta["notebook"] == path.stem
+    if "voc_images" in params:
+        assert "table1_voc2012_val150" in meta["tables"]
     assert meta["tables"], "the notebook wrote no table"
     for name, table in meta["tables"].items():
         for f in table["files"]:
