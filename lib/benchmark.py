@@ -117,6 +117,8 @@ def time_reference_loop(image: np.ndarray, layers: int, iterations: int, device:
 
 def main(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
+    if args.layers is None:
+        args.layers = 3 if args.method == "kim2020" else 2
     image, source = _bsds_like_image(args.data_root)
     batch = args.batch or (2 if device.type == "cpu" else 16)
     result = {

@@ -2,9 +2,10 @@
 
 One :class:`ImageEval` per (method, seed, image) holds everything the metrics need: the Kim
 mIoU scores and Kanezaki's segment matches (any IoU threshold >= 0.5 is applied later), both
-from one IoU matrix per annotator, and the BSDS region benchmarks (covering, Rand index, VOI) —
-all on the prediction's 4-connected segments, so that every number in a row refers to the same
-segments as its ``segments`` column (a cluster label's disconnected parts are separate segments).
+from one IoU matrix per annotator over the prediction's 4-connected segments, and the BSDS
+region benchmarks (covering, Rand index, VOI) on the label map as given, as the BSDS500
+benchmark code scores a submission (a clustering method's label that is spread over the image
+counts there as one region).
 
 Ground-truth pixels with a negative label do not count (PASCAL VOC's void border, when it is
 dropped): they are removed from the prediction and the ground truth after the prediction has
@@ -74,11 +75,11 @@ def evaluate_image(pred: np.ndarray, segmentations: Sequence[np.ndarray], connec
     if not valid.all():  # void pixels: out of every count
         if not valid.any():
             raise ValueError("every ground-truth pixel is void: nothing to evaluate")
-        segments = compact(segments[valid])[0]
+        segments, pred = compact(segments[valid])[0], pred[valid]
         segmentations = [np.asarray(gt)[valid] for gt in segmentations]
     ious = [iou_matrix(segments, gt) for gt in segmentations]
     area = np.bincount(segments.ravel()) / segments.size
-    return ImageEval(ImageMIoU.from_ious(ious), SegmentMatches.from_ious(ious, area), region_scores(segments, segmentations))
+    return ImageEval(ImageMIoU.from_ious(ious), SegmentMatches.from_ious(ious, area), region_scores(pred, segmentations))
 
 
 def summarize(evals: Iterable[ImageEval], thresholds: Sequence[float] = (0.5, 0.7)) -> dict[str, float]:

@@ -32,7 +32,7 @@ from .methods.base import Method, params_key
 from .runtime import default_batch_size, resolve_device
 
 #: part of every cache path: bump it when results of the same parameters would change
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 
 
 @dataclass

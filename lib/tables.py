@@ -38,6 +38,7 @@ def runs_table(family: str, config: str, records: Iterable[Record], form: str = 
             "family": family, "form": form, "config": config, **columns, "dataset": dataset, "seed": seed, "images": len(evals),
             **summarize(evals),
             "iterations_mean": float(iters.mean()), "iterations_min": int(iters.min()), "iterations_max": int(iters.max()),
+            "final_labels": float(np.mean([r.n_labels for r in recs])),
             "seconds_per_image": float(np.mean([r.seconds for r in recs])),
         })
     return pd.DataFrame(rows)
@@ -46,7 +47,7 @@ def runs_table(family: str, config: str, records: Iterable[Record], form: str = 
 def seed_summary(runs: pd.DataFrame, metrics: Sequence[str] = METRICS, by: Sequence[str] = ("family", "form", "config", "dataset")) -> pd.DataFrame:
     """Mean and standard deviation over seeds (``<metric>`` and ``<metric>_std``), and ``seeds``."""
     by = [c for c in by if c in runs.columns]
-    extra = [c for c in ("iterations_mean", "seconds_per_image") if c in runs.columns]
+    extra = [c for c in ("iterations_mean", "final_labels", "seconds_per_image") if c in runs.columns]
     g = runs.groupby(list(by), sort=False)
     mean = g[list(metrics) + extra].mean()
     std = g[list(metrics)].std(ddof=1).add_suffix("_std")  # nan (a blank cell) for a single run
@@ -80,9 +81,9 @@ def paper_value(papers: str | Sequence[str], family: str, metric: str) -> float:
 
 def best_versus_paper(
     summary: pd.DataFrame, paper: str | Sequence[str], metrics: Sequence[str], dataset: str, *,
-    select_by: str | None = None, comparable: bool = False, with_paper: bool | None = None,
+    select_by: str | None = None, comparable: bool | Sequence[str] = False, with_paper: bool | None = None,
     paper_metrics: dict[str, str] | None = None, order: Sequence[str] | None = None,
-    reported_only: Sequence[str] = (),
+    reported_only: Sequence[str] = (), extra: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Best config per (family, form) on ``dataset``, beside the paper's numbers.
 
@@ -92,9 +93,11 @@ def best_versus_paper(
     (standard deviation over seeds), and — when ``with_paper`` (default: on BSDS500, the papers'
     dataset) — ``paper``, taking each number from the first of ``paper`` (one key or several)
     that reports it under the name ``paper_metrics.get(metric, metric)``. ``diff`` (ours - paper)
-    is added only when the run is ``comparable`` (the paper's images, resolution and iterations);
-    otherwise the paper's number is context, not a target. ``order`` sorts the rows by family;
-    ``reported_only`` families are appended with the paper's numbers alone.
+    is added only when the run is ``comparable`` (the paper's images, resolution and iterations) —
+    ``True`` for every row, or the families whose setting is known to match; otherwise the paper's
+    number is context, not a target. ``order`` sorts the rows by family; ``reported_only``
+    families are appended with the paper's numbers alone; ``extra`` columns (e.g. iterations) are
+    copied from the selected configuration (requires ``select_by``).
     """
     on = summary[summary.dataset == dataset]
     with_paper = dataset.startswith("bsds500") if with_paper is None else with_paper
@@ -106,6 +109,7 @@ def best_versus_paper(
     rows = []
     for (family, form), group in on.groupby(["family", "form"], sort=False):
         row: dict = {"method": family, "form": form}
+        diff = comparable is True or (not isinstance(comparable, bool) and family in comparable)
         if select_by is not None:
             best = best_of(group, select_by)
             row["config"] = best.config
@@ -118,8 +122,10 @@ def best_versus_paper(
             if with_paper:
                 p = paper_value(paper, family, paper_metrics.get(m, m))
                 row[f"{m} paper"] = p
-                if comparable:
-                    row[f"{m} diff"] = best[m] - p
+                if comparable is not False:
+                    row[f"{m} diff"] = best[m] - p if diff else np.nan
+        for c in extra:
+            row[c] = best[c]
         row["seeds"] = int(best.seeds)
         rows.append(row)
     for family in reported_only:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lib.losses import continuity_loss
-from lib.methods import DynamicSeg, Kim2020
+from lib.methods import ContinuityClustering, DynamicSeg, Kim2020
 from lib.methods.kim2020 import AUTHORS_FILE_SCHEMES, ContinuityConfig, continuity_weight
 
 
@@ -52,6 +52,7 @@ def test_names_match_the_reported_table_rows():
     rows = set(reported("dynamicseg").method)
     for m in (Kim2020(5), DynamicSeg("scf", 100), DynamicSeg("scf", 50), DynamicSeg("fsf", 10), DynamicSeg("fsf", 15)):
         assert m.name in rows, m.name
+    assert Kim2020(1).name not in rows  # the reported Kim row is mu = 5 only
     assert DynamicSeg("fsf", 15).label() == "dynamicseg FSF code q'/15 M=3"
 
 
@@ -76,3 +77,32 @@ def test_runs_and_records_weights_batch_invariant():
     np.testing.assert_allclose(both[1].extras["loss_history"], one[0].extras["loss_history"], rtol=1e-4)
     q = both[0].extras["label_history"]
     np.testing.assert_allclose(m.weights(q), 50 / q)
+
+
+def test_first_loss_is_cross_entropy_plus_weighted_continuity():
+    """Iteration 0's recorded loss, recomputed independently from a network with the same seed."""
+    import torch.nn.functional as F
+
+    from lib.methods.kanezaki2018 import build_networks, input_tensor
+
+    image = np.random.default_rng(1).integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    for scheme, mu in (("fixed", 5.0), ("fsf", 15.0), ("scf", 100.0)):
+        m = ContinuityClustering(scheme=scheme, mu=mu, iterations=1, n_layers=2)
+        out = m.run([image], [(0, "x")], torch.device("cpu"))[0]
+        net = build_networks(m.config, [(0, "x")], torch.device("cpu"))
+        r = net(input_tensor([image], m.config.bgr, torch.device("cpu")))
+        q = len(torch.unique(r.argmax(1)))
+        w = {"fixed": mu, "fsf": q / mu, "scf": mu / q}[scheme]
+        dy = (r[:, :, 1:] - r[:, :, :-1]).abs().mean()
+        dx = (r[:, :, :, 1:] - r[:, :, :, :-1]).abs().mean()
+        expected = F.cross_entropy(r, r.argmax(1)) + w * (dy + dx)
+        assert out.extras["loss_history"][0] == pytest.approx(expected.item(), rel=1e-5)
+        assert out.extras["label_history"][0] == q
+
+
+def test_code_form_stops_early_with_the_labels_rule():
+    image = np.random.default_rng(2).integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    out = Kim2020(5, min_labels=1000, iterations=50, n_layers=1).run([image], [(0, "y")], torch.device("cpu"))[0]
+    assert out.iterations == 1  # q' <= 1000 after the first update: stop, well before the cap
+    paper = Kim2020(5, variant="paper", iterations=4, n_layers=1).run([image], [(0, "y")], torch.device("cpu"))[0]
+    assert paper.iterations == 4

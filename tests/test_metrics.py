@@ -656,13 +656,18 @@ def test_void_pixels_do_not_count():
         evaluate_image(pred, [np.full_like(gt, -1)])
 
 
-def test_region_benchmarks_see_connected_segments():
-    """One cluster label in two separate blobs is two segments for every metric here."""
+def test_region_benchmarks_score_the_label_map_as_given():
+    """As the BSDS code does: one label in two separate blobs is one region for Covering/PRI/VOI,
+    while the Kim mIoU and the segment count see its two 4-connected segments."""
     from lib.evaluation import evaluate_image
 
     gt = np.array([[0, 0, 1, 1, 2, 2]] * 2)
     pred = np.array([[5, 5, 6, 6, 5, 5]] * 2)  # label 5 covers GT regions 0 and 2, apart
     ev = evaluate_image(pred, [gt])
     assert ev.n_segments == 3
-    np.testing.assert_allclose(ev.region.covered / ev.region.pixels, [1.0])
-    np.testing.assert_allclose(ev.region.voi, [0.0], atol=1e-12)
+    np.testing.assert_allclose(ev.miou.scores[0], [1.0, 1.0, 1.0])
+    # GT regions 0 and 2 (4 px each) best match label 5 (8 px): IoU 1/2; region 1 matches label 6 exactly
+    np.testing.assert_allclose(ev.region.covered / ev.region.pixels, [(4 * 0.5 + 4 * 1 + 4 * 0.5) / 12])
+    # H(S) = H(1/3, 2/3); H(G) = log2 3; S is a function of G, so I = H(S): VOI = log2 3 - H(S)
+    h_s = -(1 / 3 * np.log2(1 / 3) + 2 / 3 * np.log2(2 / 3))
+    np.testing.assert_allclose(ev.region.voi, [np.log2(3) - h_s])

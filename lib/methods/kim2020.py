@@ -66,7 +66,7 @@ class ContinuityConfig:
     classes: int = 100  # q
     lr: float = 0.1
     momentum: float = 0.9
-    iterations: int = 1000  # T (paper form) or the cap (code form)
+    iterations: int = 1000  # the cap (code form), or T (paper form: neither paper gives T; 1000 is the study's choice)
     min_labels: int | None = 3  # code form's early stop; None in the paper form
     continuity: str = "l1"  # "smooth_l1": DynamicSeg's public file
     bgr: bool = True
@@ -107,7 +107,7 @@ class ContinuityClustering:
         """The family, spelled as the reported tables spell it (``lib/reported/dynamicseg.csv``)."""
         cfg = self.config
         if cfg.scheme == "fixed":
-            return "kim2020"
+            return f"kim2020 {weight_formula(cfg.scheme, cfg.mu)}"
         return f"dynamicseg {cfg.scheme.upper()} {weight_formula(cfg.scheme, cfg.mu)}"
 
     @property

@@ -2,10 +2,10 @@
 Probabilistic Rand Index and Variation of Information, computed as the benchmark's own code
 computes them (``evaluation_reg_image.m`` and John Wright's ``compare_segmentations.m``):
 
-- on the segmentation it is given (the benchmark takes the label map as is; this study's
-  evaluation passes the prediction's 4-connected segments, as for every other metric here, so a
-  clustering method's label is not scored as one region spread over the image — for methods
-  that output connected regions, such as GS, the two agree);
+- on the label map as given (no connected-component relabelling, unlike the Kim mIoU and the
+  Kanezaki AP: a clustering method's label spread over the image is one region here, as it is
+  for the benchmark's own code; for methods that output connected regions, such as GS, the two
+  views agree);
 - Covering of the ground truth by the prediction: for each ground-truth region R, |R| times its
   best IoU with a predicted region; summed over the regions of every annotator and divided by
   the pixels of every annotator (pooled over annotators, and over images for a dataset);
