@@ -38,6 +38,16 @@ class Method(Protocol):
         """Segment ``images`` (uint8 RGB, all of one size when batched); one seed tuple per image."""
 
 
+def loop_outputs(result: Any) -> list[Output]:
+    """One :class:`Output` per image of a :class:`lib.loops.LoopResult`, with its label counts
+    and losses per iteration as extras."""
+    return [
+        Output(labels=result.labels[b], iterations=int(result.iterations[b]),
+               extras={"label_history": result.label_history[b], "loss_history": result.loss_history[b]})
+        for b in range(len(result.labels))
+    ]
+
+
 def params_key(method: Method) -> str:
     """A folder name that changes whenever a parameter does: ``<name>-<12 hex digits>``."""
     blob = json.dumps({"name": method.name, **method.params()}, sort_keys=True, default=str)

@@ -40,7 +40,7 @@ from ..loops import LoopResult, self_train
 from ..models import Kanezaki2018Net
 from ..runtime import generator
 from ..superpixels import SuperpixelVote, slic_superpixels
-from .base import Output
+from .base import Output, loop_outputs
 
 #: pixels of a BSDS500 image, for which the paper's K = 10,000 is given
 BSDS_PIXELS = 481 * 321
@@ -143,12 +143,4 @@ class Kanezaki2018:
         )
 
     def run(self, images: Sequence[np.ndarray], seeds: Sequence[Any], device: torch.device, progress: bool = False) -> list[Output]:
-        result = self.optimise(images, seeds, device, progress)
-        return [
-            Output(
-                labels=result.labels[b],
-                iterations=int(result.iterations[b]),
-                extras={"label_history": result.label_history[b], "loss_history": result.loss_history[b]},
-            )
-            for b in range(len(images))
-        ]
+        return loop_outputs(self.optimise(images, seeds, device, progress))

@@ -34,7 +34,7 @@ import torch
 
 from ..losses import continuity_loss
 from ..loops import LoopResult, self_train
-from .base import Output
+from .base import Output, loop_outputs
 from .kanezaki2018 import build_networks, input_tensor
 
 SCHEMES = ("fixed", "fsf", "scf")
@@ -145,12 +145,7 @@ class ContinuityClustering:
         )
 
     def run(self, images: Sequence[np.ndarray], seeds: Sequence[Any], device: torch.device, progress: bool = False) -> list[Output]:
-        result = self.optimise(images, seeds, device, progress)
-        return [
-            Output(labels=result.labels[b], iterations=int(result.iterations[b]),
-                   extras={"label_history": result.label_history[b], "loss_history": result.loss_history[b]})
-            for b in range(len(images))
-        ]
+        return loop_outputs(self.optimise(images, seeds, device, progress))
 
 
 def Kim2020(mu: float = 5.0, **overrides: Any) -> ContinuityClustering:
