@@ -100,3 +100,61 @@ def summarize(evals: Iterable[ImageEval], thresholds: Sequence[float] = (0.5, 0.
         out[f"ap_{t}"] = pr_curve((e.matches for e in evals), t).ap
     out["segments"] = float(np.mean([e.n_segments for e in evals]))
     return out
+
+
+class RegionEvaluator:
+    """The BSDS-style evaluation above, packaged for the runner (``lib/runs.py``): Kim mIoU,
+    Kanezaki segment P/R/F/AP and the region benchmarks against every annotator."""
+
+    key = "region"
+
+    def evaluate(self, labels: np.ndarray, sample) -> ImageEval:
+        return evaluate_image(labels, sample.segmentations)
+
+    def to_arrays(self, ev: ImageEval) -> dict[str, np.ndarray]:
+        return ev.to_arrays()
+
+    def from_arrays(self, arrays: dict[str, np.ndarray], sample) -> ImageEval | None:
+        """The stored evaluation, or None when the sample's ground truth no longer matches it."""
+        now = [len(np.unique(s[s >= 0])) for s in sample.segmentations]  # void (< 0) does not count
+        if "gt_lengths" not in arrays or list(arrays["gt_lengths"]) != now:
+            return None
+        return ImageEval.from_arrays(arrays)
+
+    def summarize(self, evals: Sequence[ImageEval]) -> dict[str, float]:
+        return summarize(evals)
+
+
+class LesionEvaluator:
+    """S3-Net's binary-mask evaluation under both protocols (``lib/metrics/lesion.py``)."""
+
+    def __init__(self, dilation: int = 5, min_interior: float = 0.01):
+        self.dilation, self.min_interior = dilation, min_interior
+        self.key = f"lesion-d{dilation}-i{min_interior:g}"
+
+    def evaluate(self, labels: np.ndarray, sample) -> dict[str, float]:
+        from .metrics.lesion import protocol_scores
+
+        (gt,) = sample.segmentations
+        return protocol_scores(labels, sample.image, gt, self.dilation, self.min_interior)
+
+    def to_arrays(self, ev: dict[str, float]) -> dict[str, np.ndarray]:
+        return {k: np.asarray(v) for k, v in ev.items()}
+
+    def from_arrays(self, arrays: dict[str, np.ndarray], sample) -> dict[str, float] | None:
+        return {k: float(v) for k, v in arrays.items()} if "authors_dsc" in arrays else None
+
+    def summarize(self, evals: Sequence[dict[str, float]]) -> dict[str, float]:
+        """Means over images, in percent for DSC / HM / XOR as the paper prints them; Hausdorff in
+        pixels over the images where it is defined, with ``<protocol>_empty`` counting the others."""
+        evals = list(evals)
+        out: dict[str, float] = {}
+        for key in evals[0]:
+            values = np.array([e[key] for e in evals], dtype=float)
+            if key.endswith(("hausdorff", "hd95")):
+                out[key] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+            else:
+                out[key] = 100 * float(np.nanmean(values))
+        for protocol in ("authors", "gtfree"):
+            out[f"{protocol}_empty"] = float(sum(not np.isfinite(e[f"{protocol}_hausdorff"]) for e in evals))
+        return out

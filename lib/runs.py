@@ -26,13 +26,13 @@ import torch
 from tqdm.auto import tqdm
 
 from .data import Sample, resize_image
-from .evaluation import ImageEval, evaluate_image
+from .evaluation import RegionEvaluator
 from .io import save_npz
 from .methods.base import Method, params_key
 from .runtime import default_batch_size, resolve_device
 
 #: part of every cache path: bump it when results of the same parameters would change
-CACHE_VERSION = 4
+CACHE_VERSION = 5
 
 
 @dataclass
@@ -45,7 +45,7 @@ class Record:
     iterations: int
     seconds: float
     n_labels: int  # distinct labels in the raw label map (before connected components)
-    evaluation: ImageEval | None  # None when the image has no ground truth
+    evaluation: Any  # what the evaluator returned (lib.evaluation.ImageEval by default); None without ground truth
     labels: np.ndarray | None = None  # kept only when asked for (figures)
     extras: dict[str, np.ndarray] = field(default_factory=dict)
     device: str = ""
@@ -60,35 +60,34 @@ def _record_path(folder: Path, sample: Sample) -> Path:
     return folder / sample.dataset / f"{sample.id}.npz"
 
 
-def _save(path: Path, rec: Record) -> None:
+def _save(path: Path, rec: Record, evaluator: Any) -> None:
     arrays: dict[str, Any] = {
         "iterations": rec.iterations, "seconds": rec.seconds, "n_labels": rec.n_labels,
         "device": rec.device, "batch_size": rec.batch_size,
     }
     if rec.evaluation is not None:
-        arrays.update({f"eval_{k}": v for k, v in rec.evaluation.to_arrays().items()})
+        arrays.update({f"eval_{k}": v for k, v in evaluator.to_arrays(rec.evaluation).items()})
     if rec.labels is not None:
         arrays["labels"] = rec.labels.astype(np.uint16 if rec.labels.max() < 65536 else np.int64)
     arrays.update({f"extra_{k}": v for k, v in rec.extras.items()})
     save_npz(path, **arrays)
 
 
-def _load(path: Path, sample: Sample, seed: int, want_labels: bool) -> Record | None:
+def _load(path: Path, sample: Sample, seed: int, want_labels: bool, evaluator: Any) -> Record | None:
     """The stored record, or None when it must be recomputed (damaged, incomplete or stale)."""
     try:
         with np.load(path) as z:
             a = {k: z[k] for k in z.files}
         if want_labels and "labels" not in a:
             return None
-        ev = {k[5:]: v for k, v in a.items() if k.startswith("eval_")}
+        evaluation = None
         if sample.segmentations:
-            segments_now = [len(np.unique(s[s >= 0])) for s in sample.segmentations]  # void (< 0) does not count
-            if not ev or list(ev["gt_lengths"]) != segments_now:  # the ground truth changed
+            evaluation = evaluator.from_arrays({k[5:]: v for k, v in a.items() if k.startswith("eval_")}, sample)
+            if evaluation is None:  # not evaluated, or against other ground truth
                 return None
         return Record(
             dataset=sample.dataset, id=sample.id, seed=seed, iterations=int(a["iterations"]),
-            seconds=float(a["seconds"]), n_labels=int(a["n_labels"]),
-            evaluation=ImageEval.from_arrays(ev) if ev else None,
+            seconds=float(a["seconds"]), n_labels=int(a["n_labels"]), evaluation=evaluation,
             labels=a["labels"].astype(np.int64) if "labels" in a else None,
             extras={k[6:]: v for k, v in a.items() if k.startswith("extra_")},
             device=str(a["device"]), batch_size=int(a["batch_size"]),
@@ -108,23 +107,27 @@ def run_method(
     batch_size: int | None = None,
     keep_labels: bool = False,
     progress: bool = True,
+    evaluator: Any = None,
 ) -> list[Record]:
     """Run ``method`` on every sample for every seed; return one :class:`Record` each.
 
     Images are shrunk to ``max_side`` (if given) before the method sees them; predictions are
     scored at the ground truth's resolution. Batchable methods get images of one size together,
-    ``batch_size`` at a time (default: 1 on CPU, 16 on CUDA).
+    ``batch_size`` at a time (default: 1 on CPU, 16 on CUDA). ``evaluator`` scores each result
+    against the sample's ground truth (default :class:`lib.evaluation.RegionEvaluator`).
     """
+    evaluator = evaluator or RegionEvaluator()
     dev = resolve_device(device)
     batch_size = batch_size or default_batch_size(dev)
     if not method.batchable:
         batch_size = 1
-    folder = Path(store) / f"v{CACHE_VERSION}" / params_key(method) / f"side{max_side or 'full'}"
+    folder = Path(store) / f"v{CACHE_VERSION}" / params_key(method) / evaluator.key / f"side{max_side or 'full'}"
     records: dict[tuple[int, str], Record] = {}
     todo: list[tuple[int, Sample]] = []
     for seed in seeds:
         for s in samples:
-            rec = _load(p, s, seed, keep_labels) if (p := _record_path(folder / f"seed{seed}", s)).is_file() else None
+            path = _record_path(folder / f"seed{seed}", s)
+            rec = _load(path, s, seed, keep_labels, evaluator) if path.is_file() else None
             if rec is None:
                 todo.append((seed, s))
             else:
@@ -143,11 +146,11 @@ def run_method(
                 rec = Record(
                     dataset=s.dataset, id=s.id, seed=seed, iterations=out.iterations, seconds=seconds,
                     n_labels=int(len(np.unique(out.labels))),
-                    evaluation=evaluate_image(out.labels, s.segmentations) if s.segmentations else None,
+                    evaluation=evaluator.evaluate(out.labels, s) if s.segmentations else None,
                     labels=out.labels if keep_labels else None, extras=out.extras,
                     device=str(dev), batch_size=len(batch),
                 )
-                _save(_record_path(folder / f"seed{seed}", s), rec)
+                _save(_record_path(folder / f"seed{seed}", s), rec, evaluator)
                 records[(seed, s.key)] = rec
             bar.update(len(batch))
     return [records[(seed, s.key)] for seed in seeds for s in samples]

@@ -13,6 +13,7 @@ from . import data
 from .data import DatasetNotFound, Sample
 from .methods.base import Method
 from .runs import Record, run_method  # noqa: F401  (run_method: re-exported for notebooks)
+from . import tables
 from .tables import runs_table
 
 PROFILES = ("smoke", "demo", "paper")
@@ -81,7 +82,7 @@ def evaluation_sets(
 
 def run_grid(
     methods: Iterable[Method], samples: Sequence[Sample], seeds: Sequence[int], store: str | Path,
-    *, desc: str = "configurations", progress: bool = True, keep_records: bool = True, **kwargs: Any,
+    *, desc: str = "configurations", progress: bool = True, keep_records: bool = True, evaluator: Any = None, **kwargs: Any,
 ) -> tuple[pd.DataFrame, dict[str, list[Record]]]:
     """Run every method config on ``samples``; return the per-run table and the records by config
     (an empty dict with ``keep_records=False``, for large grids: read them back with ``run_method``).
@@ -93,8 +94,9 @@ def run_grid(
     inner = progress and len(methods) <= 4
     for m in tqdm(methods, desc=desc, disable=not progress or inner):
         run_seeds = seeds if getattr(m, "stochastic", True) else list(seeds)[:1]
-        recs = run_method(m, samples, run_seeds, store, progress=inner, **kwargs)
+        recs = run_method(m, samples, run_seeds, store, progress=inner, evaluator=evaluator, **kwargs)
         if keep_records:
             records[m.label()] = recs
-        frames.append(runs_table(m.name, m.label(), recs, form=getattr(m, "form", "")))
+        summarize = evaluator.summarize if evaluator is not None else tables.summarize
+        frames.append(runs_table(m.name, m.label(), recs, form=getattr(m, "form", ""), summarize=summarize))
     return pd.concat(frames, ignore_index=True), records

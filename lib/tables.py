@@ -20,8 +20,9 @@ from .runs import Record
 METRICS = ("miou_all", "miou_fine", "miou_coarse", "miou_mean", "f_0.5", "ap_0.5", "ap_0.7", "covering", "pri", "voi", "segments")
 
 
-def runs_table(family: str, config: str, records: Iterable[Record], form: str = "", **columns) -> pd.DataFrame:
-    """One row per (seed, dataset): the metrics of :func:`summarize` plus run statistics.
+def runs_table(family: str, config: str, records: Iterable[Record], form: str = "", summarize=summarize, **columns) -> pd.DataFrame:
+    """One row per (seed, dataset): the metrics of ``summarize`` (the evaluator's; by default the
+    BSDS-style :func:`lib.evaluation.summarize`) plus run statistics.
 
     ``form`` is the method's form ("paper", "code", ...) where it has several, else "".
     """

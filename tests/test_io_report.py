@@ -266,7 +266,7 @@ def test_run_method_records_and_cache_layout(tmp_path, samples):
         assert r.n_labels > 1
         assert len(r.evaluation.miou.scores) == 2  # fine and coarse annotators
     files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.npz"))
-    key = f"v{CACHE_VERSION}/{params_key(method)}"
+    key = f"v{CACHE_VERSION}/{params_key(method)}/region"
     assert files == [f"{key}/sidefull/seed{seed}/synthetic/scene0{i}.npz" for seed in (0, 1) for i in (0, 1)]
     assert params_key(Felzenszwalb(scale=500)) != key  # a changed parameter gets its own folder
 

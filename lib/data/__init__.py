@@ -6,6 +6,9 @@
 - ``synthetic``: generated scenes whose ground truth is exact (``synthetic.py``).
 - ``photos``: scikit-image's bundled photographs, no ground truth (``photos.py``).
 - ``voc2012``: PASCAL VOC 2012 segmentation in its official layout (``voc2012.py``).
+- ``ph2``: PH2 dermoscopy, lesion masks and diagnoses (``ph2.py``).
+- ``lung_ct``: Kaggle's 2D lung CT slices and masks, intensity-windowed (``lung_ct.py``).
+- ``synthetic_lesions``: generated dermoscopy-like images with exact lesion masks (``synthetic.py``).
 """
 
 from __future__ import annotations
@@ -13,13 +16,16 @@ from __future__ import annotations
 from typing import Callable
 
 from .base import DatasetError, DatasetNotFound, Sample, SampleList, resize_image
-from . import bsds500, photos, synthetic, voc2012
+from . import bsds500, lung_ct, ph2, photos, synthetic, voc2012
 
 _REGISTRY: dict[str, Callable[..., SampleList]] = {
     "bsds500": bsds500.BSDS500,
     "synthetic": synthetic.SyntheticScenes,
     "photos": photos.Photos,
     "voc2012": voc2012.VOC2012,
+    "ph2": ph2.PH2,
+    "lung_ct": lung_ct.LungCT,
+    "synthetic_lesions": synthetic.SyntheticLesions,
 }
 
 

@@ -28,6 +28,7 @@ class Sample:
         segmentations: one ``(H, W)`` integer label map per annotator (empty when the dataset
             has no ground truth).
         boundaries: one ``(H, W)`` bool boundary map per annotator, when the dataset has them.
+        meta: anything else the dataset says about the image (e.g. PH2's diagnosis).
     """
 
     dataset: str
@@ -35,6 +36,7 @@ class Sample:
     image: np.ndarray
     segmentations: tuple[np.ndarray, ...] = ()
     boundaries: tuple[np.ndarray, ...] = field(default=(), repr=False)
+    meta: dict = field(default_factory=dict, repr=False)
 
     @property
     def key(self) -> str:

@@ -133,3 +133,61 @@ def _compact(labels: np.ndarray) -> np.ndarray:
     """Renumber labels 0..n-1 (objects may have hidden earlier ones)."""
     _, inverse = np.unique(labels, return_inverse=True)
     return inverse.reshape(labels.shape).astype(np.int32)
+
+
+class SyntheticLesions(SampleList):
+    """Dermoscopy-like scenes with an exact lesion mask (1 = lesion), for the S3-Net notebooks.
+
+    Each image: skin with a gentle colour gradient and fine texture, the dark circular vignette
+    of a dermoscope in the corners, a few hairs, and one irregular (star-shaped) brown lesion that
+    is darker towards its centre, under Gaussian noise. Like PH2, one annotator.
+    """
+
+    def __init__(self, n: int = 6, size: Sequence[int] = (96, 128), seed: int = 0, noise: float = 6.0,
+                 ids: Sequence[str] | None = None, limit: int | None = None, root=None):
+        if n < 1:
+            raise ValueError(f"n={n}: ask for at least one synthetic lesion")
+        if len(size) != 2 or min(size) < 16:
+            raise ValueError(f"size={size}: give (height, width), each at least 16 pixels")
+        self.size = (int(size[0]), int(size[1]))
+        self.seed, self.noise = seed, noise
+        self.name = "synthetic_lesions"
+        self.ids = require_ids(ids, [f"lesion{i:02d}" for i in range(n)], "synthetic lesions")
+        if limit is not None and limit >= 0:
+            self.ids = self.ids[:limit]
+
+    def _read(self, image_id: str) -> Sample:
+        image, mask = paint_lesion(self.size, stable_seed("lesion", self.seed, image_id), self.noise)
+        return Sample(self.name, image_id, image, (mask,))
+
+
+def paint_lesion(size: tuple[int, int], seed: int, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(image uint8 RGB, mask uint8 0/1)`` for one dermoscopy-like scene."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    skin = np.array([rng.uniform(190, 230), rng.uniform(140, 175), rng.uniform(115, 150)])
+    image = skin + (yy / h - 0.5)[..., None] * rng.uniform(-25, 25, size=3)
+    image += rng.normal(0, 4, size=(h, w, 1))  # skin texture, shared by the channels
+    # the lesion: a star-shaped blob whose radius varies smoothly with the angle
+    cy, cx = h * rng.uniform(0.4, 0.6), w * rng.uniform(0.4, 0.6)
+    base = min(h, w) * rng.uniform(0.18, 0.3)
+    angle = np.arctan2(yy - cy, xx - cx)
+    radius = base * (1 + sum(rng.uniform(0, 0.15) * np.cos(k * angle + rng.uniform(0, 2 * np.pi)) for k in range(2, 6)))
+    dist = np.hypot(yy - cy, xx - cx)
+    mask = (dist <= radius).astype(np.uint8)
+    brown = np.array([rng.uniform(90, 130), rng.uniform(55, 80), rng.uniform(35, 60)])
+    depth = np.clip(1 - dist / np.maximum(radius, 1e-6), 0, 1)[..., None]  # darker towards the centre
+    lesion = brown * (1 - 0.5 * depth)
+    image = np.where(mask[..., None] == 1, lesion, image)
+    for _ in range(rng.integers(1, 4)):  # hairs: thin dark curves across the image
+        t = np.linspace(0, 1, 4 * max(h, w))
+        y0, x0, y1, x1 = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0, w)
+        bend = rng.uniform(-0.2, 0.2) * max(h, w)
+        py = np.clip(y0 + (y1 - y0) * t + bend * np.sin(np.pi * t), 0, h - 1).astype(int)
+        px = np.clip(x0 + (x1 - x0) * t, 0, w - 1).astype(int)
+        image[py, px] = rng.uniform(20, 50)
+    vignette = np.hypot((yy - h / 2) / (h / 2), (xx - w / 2) / (w / 2)) > rng.uniform(1.05, 1.2)
+    image[vignette] = rng.uniform(5, 25)
+    image += rng.normal(0.0, noise, size=image.shape)
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8), mask
