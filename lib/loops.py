@@ -57,6 +57,8 @@ def self_train(
     refine: Callable[[torch.Tensor], torch.Tensor] | None = None,
     extra_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     min_labels: int | None = None,
+    min_iterations: int = 0,
+    ce_weight: float = 1.0,
     progress: bool = False,
     desc: str = "self-training",
     snapshots: Sequence[int] = (),
@@ -67,7 +69,9 @@ def self_train(
         model: B independent networks mapping ``(B, C, H, W)`` to ``(B, q, H, W)`` responses.
         refine: turns argmax labels into targets (identity when None).
         extra_loss: ``(response, n_labels) -> (B,)`` added to the cross-entropy.
-        min_labels: the authors' early stop (None: run all ``iterations``).
+        min_labels: the authors' early stop (None: run all ``iterations``), checked once an image
+            has had ``min_iterations`` updates (S3-Net's code waits for 5).
+        ce_weight: weight of the cross-entropy term (S3-Net's code: 3.5).
         snapshots: keep the argmax labels seen after these numbers of updates (for figures).
     """
     if iterations < 0:
@@ -100,7 +104,7 @@ def self_train(
             break
         active = ~done
         target = refine(labels) if refine is not None else labels
-        loss = pseudo_label_cross_entropy(response, target)
+        loss = ce_weight * pseudo_label_cross_entropy(response, target)
         if extra_loss is not None:
             loss = loss + extra_loss(response, n_labels)
         optimiser.zero_grad(set_to_none=True)
@@ -110,7 +114,7 @@ def self_train(
         label_hist.append(torch.where(active, n_labels, 0))
         loss_hist.append(torch.where(active, loss.detach(), torch.nan))
         if min_labels is not None:
-            stopping = active & (n_labels <= min_labels)
+            stopping = active & (n_labels <= min_labels) & (updates >= min_iterations)
         bar.update(1)
     bar.close()
     if final is None or not bool(done.all()):

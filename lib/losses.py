@@ -6,6 +6,8 @@ optimiser minimises their sum, whose gradient with respect to model b is model b
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -45,3 +47,82 @@ def continuity_loss(response: torch.Tensor, kind: str = "l1") -> torch.Tensor:
     else:
         raise ValueError(f"continuity loss kind={kind!r}: use 'l1' (Kim et al.) or 'smooth_l1' (DynamicSeg's file)")
     return penalty(dy).flatten(1).mean(1) + penalty(dx).flatten(1).mean(1)
+
+
+# --------------------------------------------------------------------------------------------
+# S3-Net (Karimijafarbigloo et al., ICCV-W 2023): consistency over transformation and edges
+
+
+def random_affine(generators: list[torch.Generator], rotation: float = 15.0, scale: float = 0.1,
+                  shift: float = 0.05, device: torch.device | str = "cpu") -> torch.Tensor:
+    """One random affine map per image, as ``(B, 2, 3)`` matrices for ``F.affine_grid``: rotation
+    in ±``rotation`` degrees, isotropic scale in 1 ± ``scale``, shift in ±``shift`` of the image
+    (the paper names "affine transformations" without ranges; these are the study's)."""
+    thetas = []
+    for g in generators:
+        a, s, tx, ty = (torch.rand(4, generator=g) * 2 - 1).tolist()
+        angle, k = math.radians(a * rotation), 1 + s * scale
+        c, si = math.cos(angle) * k, math.sin(angle) * k
+        thetas.append([[c, -si, 2 * shift * tx], [si, c, 2 * shift * ty]])
+    return torch.tensor(thetas, device=device)
+
+
+def warp(t: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Apply ``(B, 2, 3)`` affine maps to ``(B, C, H, W)`` (bilinear, zeros outside)."""
+    grid = F.affine_grid(theta.to(t.dtype), list(t.shape), align_corners=False)
+    return F.grid_sample(t, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def transformation_consistency(model: torch.nn.Module, x: torch.Tensor, response: torch.Tensor,
+                               theta: torch.Tensor) -> torch.Tensor:
+    """S3-Net's consistency over transformation as the paper describes it: the prediction for
+    T(x) is pulled towards T applied to the prediction for x,
+
+        L_AT = mean over valid pixels of CE( softmax(f(T(x))), T(softmax(f(x))) ),
+
+    with a random affine T per image and iteration, pixels that T brings from outside the image
+    left out, and the gradient flowing through both predictions. One more forward pass per
+    iteration. Returns ``(B,)``."""
+    rt = model(warp(x, theta))
+    target = warp(torch.softmax(response, 1), theta)
+    valid = warp(torch.ones_like(x[:, :1]), theta) > 0.999
+    ce = -(target * torch.log_softmax(rt, 1)).sum(1, keepdim=True)
+    return (ce * valid).flatten(1).sum(1) / valid.flatten(1).sum(1).clamp_min(1)
+
+
+def head_consistency(response: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:
+    """The authors' code form of L_AT: both heads' outputs rotated by the same 90 degrees, then
+    CE(auxiliary head, argmax of the main head). A common rotation only permutes pixels, so this
+    is the plain CE between the two heads: no transformation ever reaches the input. ``(B,)``."""
+    return pseudo_label_cross_entropy(aux, response.argmax(1))
+
+
+def edge_aware_continuity(response: torch.Tensor, image: torch.Tensor, sigma: float = 0.1) -> torch.Tensor:
+    """A differentiable edge-based spatial consistency (the study's form of the paper's L_S):
+    Kim et al.'s continuity term with each neighbour difference weighted by
+    exp(-|grey difference of the image| / sigma), so labels are pulled together inside regions
+    and left free to change across the image's edges. ``image`` in [0, 1]. ``(B,)``."""
+    grey = image.mean(1, keepdim=True)
+    wy = torch.exp(-(grey[:, :, 1:] - grey[:, :, :-1]).abs() / sigma)
+    wx = torch.exp(-(grey[:, :, :, 1:] - grey[:, :, :, :-1]).abs() / sigma)
+    dy = (response[:, :, 1:] - response[:, :, :-1]).abs()
+    dx = (response[:, :, :, 1:] - response[:, :, :, :-1]).abs()
+    return (wy * dy).flatten(1).mean(1) + (wx * dx).flatten(1).mean(1)
+
+
+@torch.no_grad()
+def edge_disagreement_constant(labels: torch.Tensor, image: torch.Tensor, threshold: float = 0.1) -> torch.Tensor:
+    """The authors' code form of L_S, in kind: it compares the edges of a colour rendering of the
+    argmax with the image's edges (OpenCV there) — a number computed from integer labels, so it
+    carries no gradient and cannot steer the network. Here: the share of pixels where "a label
+    boundary" and "an image edge (Sobel magnitude > ``threshold``)" disagree. ``(B,)``, detached."""
+    lab = labels.unsqueeze(1).float()
+    boundary = torch.zeros_like(lab, dtype=torch.bool)
+    boundary[:, :, :-1] |= lab[:, :, 1:] != lab[:, :, :-1]
+    boundary[:, :, :, :-1] |= lab[:, :, :, 1:] != lab[:, :, :, :-1]
+    grey = image.mean(1, keepdim=True)
+    kx = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]], device=image.device).view(1, 1, 3, 3) / 8
+    gx = F.conv2d(F.pad(grey, (1, 1, 1, 1), mode="replicate"), kx)
+    gy = F.conv2d(F.pad(grey, (1, 1, 1, 1), mode="replicate"), kx.transpose(2, 3))
+    edges = torch.hypot(gx, gy) > threshold
+    return (boundary != edges).float().flatten(1).mean(1)

@@ -81,3 +81,49 @@ def write_fake_voc(root: Path, ids=("2007_000033", "2007_000042"), shape=(10, 14
         written[image_id] = (cls, obj)
     (base / "ImageSets" / "Segmentation" / "val.txt").write_text("\n".join(ids) + "\n")
     return written
+
+
+def write_fake_ph2(root: Path, ids=("IMD002", "IMD010"), shape=(20, 24), diagnoses=True) -> dict:
+    """PH2's own layout: 'PH2 Dataset images/IMDxxx/IMDxxx_Dermoscopic_Image/IMDxxx.bmp' and
+    'IMDxxx_lesion/IMDxxx_lesion.bmp' (1-bit), plus a PH2_dataset.xlsx shaped like the real one."""
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    base = root / "ph2" / "PH2Dataset"
+    masks = {}
+    for k, image_id in enumerate(ids):
+        folder = base / "PH2 Dataset images" / image_id
+        (folder / f"{image_id}_Dermoscopic_Image").mkdir(parents=True, exist_ok=True)
+        (folder / f"{image_id}_lesion").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((*shape, 3), 180 + k, np.uint8)).save(folder / f"{image_id}_Dermoscopic_Image" / f"{image_id}.bmp")
+        mask = np.zeros(shape, bool)
+        mask[5:12, 6:14 + k] = True
+        Image.fromarray(mask).convert("1").save(folder / f"{image_id}_lesion" / f"{image_id}_lesion.bmp")
+        masks[image_id] = mask.astype(np.uint8)
+    if diagnoses:
+        rows = [[None] * 5 for _ in range(12)]
+        rows.append(["Image Name", "Histological Diagnosis", "Common Nevus", "Atypical Nevus", "Melanoma"])
+        for k, image_id in enumerate(ids):
+            rows.append([image_id, None, "X" if k % 3 == 0 else None, "X" if k % 3 == 1 else None, "X" if k % 3 == 2 else None])
+        pd.DataFrame(rows).to_excel(base / "PH2_dataset.xlsx", header=False, index=False)
+    return masks
+
+
+def write_fake_lung(root: Path, ids=("ID_0000_Z_0142", "ID_0001_Z_0146"), shape=(16, 16)) -> dict:
+    """Kaggle's 2D layout: lung_ct/2d_images/<id>.tif (signed 16-bit CT values), 2d_masks/<id>.tif (0/255)."""
+    import numpy as np
+    from PIL import Image
+
+    base = root / "lung_ct"
+    (base / "2d_images").mkdir(parents=True, exist_ok=True)
+    (base / "2d_masks").mkdir(parents=True, exist_ok=True)
+    slices = {}
+    for image_id in ids:
+        hu = np.full(shape, 40, np.int32)  # soft tissue
+        hu[4:12, 3:7] = hu[4:12, 9:13] = -850  # two lungs
+        hu[0, :] = -1000  # air
+        Image.fromarray(hu, mode="I").save(base / "2d_images" / f"{image_id}.tif")
+        Image.fromarray(((hu == -850) * 255).astype(np.uint8)).save(base / "2d_masks" / f"{image_id}.tif")
+        slices[image_id] = hu
+    return slices

@@ -65,9 +65,12 @@ def test_runs_in_smoke_profile(path: Path, tmp_path: Path):
     params = yaml.safe_load((REPO / "notebooks" / "params" / path.stem / "smoke.yaml").read_text())
     root = tmp_path / "data"
     root.mkdir()
-    if shared_datasets() is not None:  # one real image too, so the paper-comparison paths run
-        (root / "bsds500").symlink_to(shared_datasets() / "bsds500")
-        params.update(bsds_images=1)
+    if shared_datasets() is not None:  # one real image of each dataset too, so the paper-comparison paths run
+        for name, param in (("bsds500", "bsds_images"), ("ph2", "ph2_images"), ("lung_ct", "lung_images")):
+            if (shared_datasets() / name).is_dir():
+                (root / name).symlink_to(shared_datasets() / name)
+                if param in params:
+                    params[param] = 1
     if "voc_images" in params:  # two files in VOC's layout, named as the first two of the 150-image list
         from lib.data.voc2012 import VAL150
 

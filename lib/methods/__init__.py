@@ -5,6 +5,7 @@ Every method follows the :class:`~lib.methods.base.Method` protocol, so the runn
 
 - ``kanezaki2018``: CNN clustering by backpropagation with superpixel refinement.
 - ``kim2020``: the continuity loss with a fixed weight (Kim et al. 2020) or a dynamic one (DynamicSeg).
+- ``s3net``: I-LKA / deformable network with transformation and edge consistency (S3-Net).
 - ``baselines``: k-means on a x a RGB windows, Felzenszwalb–Huttenlocher graph segmentation,
   and the blank (one-segment) prediction.
 """
@@ -13,5 +14,6 @@ from .base import Method, Output
 from .baselines import Blank, Felzenszwalb, KMeansWindows
 from .kanezaki2018 import Kanezaki2018
 from .kim2020 import ContinuityClustering, DynamicSeg, Kim2020
+from .s3net import S3Net
 
-__all__ = ["Blank", "ContinuityClustering", "DynamicSeg", "Felzenszwalb", "Kim2020", "KMeansWindows", "Kanezaki2018", "Method", "Output"]
+__all__ = ["Blank", "ContinuityClustering", "DynamicSeg", "Felzenszwalb", "Kim2020", "S3Net", "KMeansWindows", "Kanezaki2018", "Method", "Output"]

@@ -1,0 +1,189 @@
+"""The network of S3-Net (Karimijafarbigloo et al., "Self-supervised semantic segmentation:
+consistency over transformation", ICCV workshops 2023), as a batch of independent models.
+
+The paper names its parts — I-LKA (inception large-kernel attention) modules and a deformable
+convolution — without drawing the network. The authors' code (mindflow-institue/SSCT @07760c7,
+facts in ``shared/docs/papers.md``) gives the parts:
+
+- I-LKA: a depthwise 5x5 convolution, then three parallel depthwise convolutions (3x3 dilation 1,
+  5x5 dilation 2, 7x7 dilation 3) concatenated, a 1x1 convolution, and the result multiplied with
+  the module's input (an attention map);
+- a block: 1x1 -> GELU -> I-LKA -> 1x1, with a residual connection;
+- a deformable 3x3 convolution (``torchvision.ops.deform_conv2d``);
+- 64 channels.
+
+The order is this study's reading of those parts, in the Kanezaki / Kim family this per-image
+method belongs to: 3x3 conv -> ReLU -> BN (stem); ``n_blocks`` I-LKA blocks; deformable 3x3 conv
+-> ReLU -> BN; a 1x1 classifier to q channels and a BatchNorm of the response (whose argmax
+gives the labels); plus an auxiliary 1x1 head + BN (the second head of the authors' code, used by
+its form of the transformation loss).
+
+Deformable offsets, two forms:
+- ``paper``: offsets and modulation mask predicted from the features by a 3x3 convolution
+  (deformable ConvNets v2), zero-initialised, so the network works at any size and batch;
+- ``code``: offsets and mask are free parameters of a fixed spatial size (the authors' 256 x 256),
+  initialised to zero offsets and a mask of one (a plain convolution to start with).
+
+Batching as in ``kanezaki2018.py``: B models in grouped convolutions; depthwise layers have
+B * C groups; the deformable convolution has B weight groups and B offset groups.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.ops import deform_conv2d
+
+
+def _grouped(B: int, cin: int, cout: int, k: int = 1, dilation: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(B * cin, B * cout, k, padding=dilation * (k // 2), dilation=dilation, groups=B)
+
+
+def _depthwise(B: int, c: int, k: int, dilation: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(B * c, B * c, k, padding=dilation * (k // 2), dilation=dilation, groups=B * c)
+
+
+class ILKA(nn.Module):
+    """Inception large-kernel attention on ``(1, B*C, H, W)``."""
+
+    def __init__(self, B: int, c: int):
+        super().__init__()
+        self.B, self.c = B, c
+        self.local = _depthwise(B, c, 5)
+        self.branches = nn.ModuleList([_depthwise(B, c, 3, 1), _depthwise(B, c, 5, 2), _depthwise(B, c, 7, 3)])
+        self.fuse = _grouped(B, 3 * c, c)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.local(x)
+        parts = torch.stack([branch(h) for branch in self.branches], 1)  # (1, 3, B*C, H, W)
+        _, _, _, H, W = parts.shape
+        # regroup so that each model's three branches are adjacent: (1, B*3*C, H, W)
+        parts = parts.view(1, 3, self.B, self.c, H, W).transpose(1, 2).reshape(1, self.B * 3 * self.c, H, W)
+        return x * self.fuse(parts)
+
+
+class ILKABlock(nn.Module):
+    def __init__(self, B: int, c: int):
+        super().__init__()
+        self.inp, self.attn, self.out = _grouped(B, c, c), ILKA(B, c), _grouped(B, c, c)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.out(self.attn(nn.functional.gelu(self.inp(x))))
+
+
+def deform_conv3x3_sampled(x: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor,
+                           bias: torch.Tensor, groups: int) -> torch.Tensor:
+    """``torchvision.ops.deform_conv2d`` (3x3, stride 1, padding 1, ``groups`` weight and offset
+    groups) computed with ``grid_sample``: each kernel tap is a bilinear sample of the input at its
+    shifted position (zero outside, as the torchvision op), times its mask, followed by one batched
+    matrix product. Same arithmetic — a test checks outputs and gradients against the op — and
+    about 5x faster than the op's CPU kernel at 256 x 256 x 64.
+    """
+    _, BC, H, W = x.shape
+    B, C, cout = groups, BC // groups, weight.shape[0] // groups
+    ky, kx = torch.meshgrid(torch.arange(-1, 2, device=x.device), torch.arange(-1, 2, device=x.device), indexing="ij")
+    off = offset.reshape(B, 9, 2, H, W)  # (dy, dx) per tap, taps in row-major order
+    py = torch.arange(H, device=x.device).reshape(1, 1, H, 1) + ky.reshape(1, 9, 1, 1) + off[:, :, 0]
+    px = torch.arange(W, device=x.device).reshape(1, 1, 1, W) + kx.reshape(1, 9, 1, 1) + off[:, :, 1]
+    grid = torch.stack([2 * px / max(W - 1, 1) - 1, 2 * py / max(H - 1, 1) - 1], -1).reshape(B, 9 * H, W, 2)
+    taps = F.grid_sample(x.reshape(B, C, H, W), grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    taps = taps.reshape(B, C, 9, H, W) * mask.reshape(B, 1, 9, H, W)
+    out = torch.bmm(weight.reshape(B, cout, C * 9), taps.reshape(B, C * 9, H * W)) + bias.reshape(B, cout, 1)
+    return out.reshape(1, B * cout, H, W)
+
+
+class DeformConv(nn.Module):
+    """A batched 3x3 deformable convolution with predicted (``paper``) or free (``code``) offsets.
+
+    ``impl``: ``"torchvision"`` (``torchvision.ops.deform_conv2d``), ``"grid_sample"``
+    (:func:`deform_conv3x3_sampled`, the same arithmetic) or ``"auto"`` (the op on CUDA, the
+    sampled form on CPU, where it is faster).
+    """
+
+    def __init__(self, B: int, c: int, offsets: str = "paper", size: int = 256, impl: str = "auto"):
+        super().__init__()
+        if impl not in ("auto", "torchvision", "grid_sample"):
+            raise ValueError(f"impl={impl!r}: use 'auto', 'torchvision' or 'grid_sample'")
+        self.B, self.offsets, self.size, self.impl = B, offsets, size, impl
+        self.weight = nn.Parameter(torch.empty(B * c, c, 3, 3))
+        self.bias = nn.Parameter(torch.zeros(B * c))
+        if offsets == "paper":
+            self.predict = _grouped(B, c, 27, 3)  # 18 offsets + 9 mask logits per model
+            nn.init.zeros_(self.predict.weight)
+            nn.init.zeros_(self.predict.bias)
+        elif offsets == "code":
+            self.offset = nn.Parameter(torch.zeros(1, B * 18, size, size))
+            self.mask = nn.Parameter(torch.ones(1, B * 9, size, size))
+        else:
+            raise ValueError(f"offsets={offsets!r}: use 'paper' (predicted) or 'code' (free parameters)")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, _, H, W = x.shape
+        if self.offsets == "paper":
+            om = self.predict(x).view(1, self.B, 27, H, W)
+            offset = om[:, :, :18].reshape(1, self.B * 18, H, W)
+            mask = torch.sigmoid(om[:, :, 18:]).reshape(1, self.B * 9, H, W)
+        else:
+            if (H, W) != (self.size, self.size):
+                raise ValueError(f"the code form's free offsets are {self.size}x{self.size}; got a {H}x{W} input "
+                                 "(the authors resize every image to 256x256)")
+            offset, mask = self.offset, self.mask
+        if self.impl == "torchvision" or (self.impl == "auto" and x.is_cuda):
+            return deform_conv2d(x, offset, self.weight, self.bias, padding=(1, 1), mask=mask)
+        return deform_conv3x3_sampled(x, offset, mask, self.weight, self.bias, self.B)
+
+
+class S3Net(nn.Module):
+    """B independent S3-Net networks: ``(B, 3, H, W)`` -> ``(B, q, H, W)`` normalised responses.
+
+    The auxiliary head's normalised responses of the last forward pass are in ``self.aux``.
+    """
+
+    def __init__(self, n_models: int = 1, channels: int = 64, classes: int = 64, n_blocks: int = 2,
+                 offsets: str = "paper", size: int = 256, generators: Sequence[torch.Generator] | None = None,
+                 deform_impl: str = "auto", response_affine: bool = False):
+        super().__init__()
+        B, c = n_models, channels
+        self.n_models, self.classes = B, classes
+        self.stem = _grouped(B, 3, c, 3)
+        self.stem_norm = nn.BatchNorm2d(B * c, track_running_stats=False)
+        self.blocks = nn.Sequential(*[ILKABlock(B, c) for _ in range(n_blocks)])
+        self.deform = DeformConv(B, c, offsets, size, deform_impl)
+        self.deform_norm = nn.BatchNorm2d(B * c, track_running_stats=False)
+        self.head = _grouped(B, c, classes)
+        self.head_norm = nn.BatchNorm2d(B * classes, affine=response_affine, track_running_stats=False)
+        self.aux_head = _grouped(B, c, classes)
+        self.aux_norm = nn.BatchNorm2d(B * classes, affine=response_affine, track_running_stats=False)
+        self.aux: torch.Tensor | None = None
+        self._initialise(list(generators) if generators is not None else [None] * B)
+
+    @torch.no_grad()
+    def _initialise(self, generators: Sequence[torch.Generator | None]) -> None:
+        """PyTorch's default convolution initialisation, drawn per model from its own generator."""
+        B = self.n_models
+        weights = [m for m in self.modules() if isinstance(m, nn.Conv2d) and m is not getattr(self.deform, "predict", None)]
+        for w_owner in weights:
+            w, bias = w_owner.weight, w_owner.bias
+            per = w.shape[0] // B
+            for b, g in enumerate(generators):
+                nn.init.kaiming_uniform_(w[b * per : (b + 1) * per], a=math.sqrt(5), generator=g)
+                bound = 1 / math.sqrt(w[0].numel())
+                nn.init.uniform_(bias[b * per : (b + 1) * per], -bound, bound, generator=g)
+        per = self.deform.weight.shape[0] // B
+        for b, g in enumerate(generators):
+            nn.init.kaiming_uniform_(self.deform.weight[b * per : (b + 1) * per], a=math.sqrt(5), generator=g)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, C, H, W = x.shape
+        if B != self.n_models:
+            raise ValueError(f"input of batch {B} for {self.n_models} models")
+        h = x.reshape(1, B * C, H, W)
+        h = self.stem_norm(torch.relu(self.stem(h)))
+        h = self.blocks(h)
+        h = self.deform_norm(torch.relu(self.deform(h)))
+        self.aux = self.aux_norm(self.aux_head(h)).reshape(B, self.classes, H, W)
+        return self.head_norm(self.head(h)).reshape(B, self.classes, H, W)

@@ -1,0 +1,73 @@
+"""PH2 and lung CT loaders on files written in their layouts, the synthetic lesions, and the
+staged real copies when present."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import shared_datasets, write_fake_lung, write_fake_ph2
+from lib.data import DatasetNotFound, load
+from lib.data.lung_ct import window
+
+
+def test_ph2_layout_masks_and_diagnoses(tmp_path):
+    masks = write_fake_ph2(tmp_path, ids=("IMD010", "IMD002", "IMD031"))
+    ds = load("ph2", root=tmp_path)
+    assert ds.ids == ["IMD002", "IMD010", "IMD031"]
+    s = ds[0]
+    assert s.image.shape == (20, 24, 3) and s.image.dtype == np.uint8
+    np.testing.assert_array_equal(s.segmentations[0], masks["IMD002"])
+    # the fake spreadsheet marks the ids in the order written: common, atypical, melanoma
+    assert [ds[i].meta["diagnosis"] for i in range(3)] == ["atypical nevus", "common nevus", "melanoma"]
+
+
+def test_ph2_without_spreadsheet_and_missing_files(tmp_path):
+    write_fake_ph2(tmp_path, diagnoses=False)
+    ds = load("ph2", root=tmp_path)
+    assert ds[0].meta == {}
+    (tmp_path / "ph2" / "PH2Dataset" / "PH2 Dataset images" / "IMD002" / "IMD002_lesion" / "IMD002_lesion.bmp").unlink()
+    with pytest.raises(DatasetNotFound, match="IMD002_lesion.bmp"):
+        ds[0]
+    with pytest.raises(DatasetNotFound, match="PH2"):
+        load("ph2", root=tmp_path / "nowhere")
+
+
+def test_lung_windowing_and_layout(tmp_path):
+    slices = write_fake_lung(tmp_path)
+    s = load("lung_ct", root=tmp_path)[0]
+    assert s.image.shape == (16, 16, 3)
+    # lung window: level -600, width 1500 -> -1350 .. 150 mapped to 0 .. 255
+    assert s.image[0, 0, 0] == round((-1000 + 1350) / 1500 * 255)
+    assert s.image[5, 4, 0] == round((-850 + 1350) / 1500 * 255)
+    assert s.image[8, 8, 0] == round((40 + 1350) / 1500 * 255)
+    np.testing.assert_array_equal(s.segmentations[0], (slices[s.id] == -850).astype(np.uint8))
+    own = window(slices[s.id], None)  # the slice's own range
+    assert own.min() == 0 and own.max() == 255
+    with pytest.raises(DatasetNotFound, match="2d_images"):
+        load("lung_ct", root=tmp_path / "nowhere")
+
+
+def test_synthetic_lesions_are_deterministic_with_a_central_lesion():
+    a, b = load("synthetic_lesions", n=2, size=(48, 64)), load("synthetic_lesions", n=2, size=(48, 64))
+    np.testing.assert_array_equal(a[1].image, b[1].image)
+    mask = a[0].segmentations[0]
+    assert set(np.unique(mask)) == {0, 1} and 0.05 < mask.mean() < 0.5
+    assert not mask[0].any() and not mask[-1].any()  # the lesion does not touch the border
+    # darker than the skin around it
+    assert a[0].image[mask == 1].mean() < a[0].image[24, :][mask[24, :] == 0].mean()
+
+
+@pytest.mark.realdata
+def test_staged_ph2_and_lung_ct():
+    root = shared_datasets()
+    if root is None or not (root / "ph2").is_dir() or not (root / "lung_ct").is_dir():
+        pytest.skip("staged PH2 / lung CT not available")
+    ph2 = load("ph2", root=root)
+    assert len(ph2) == 60
+    assert {d: sum(v == d for v in ph2.diagnoses.values()) for d in ("common nevus", "atypical nevus", "melanoma")} == {
+        "common nevus": 80, "atypical nevus": 80, "melanoma": 40}  # the spreadsheet covers all 200
+    s = ph2[0]
+    assert s.segmentations[0].shape == s.image.shape[:2] and 0 < s.segmentations[0].mean() < 1
+    lung = load("lung_ct", root=root)
+    assert len(lung) == 50 and lung[0].image.shape == (512, 512, 3)
