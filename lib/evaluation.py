@@ -136,20 +136,27 @@ class LesionEvaluator:
         from .metrics.lesion import protocol_scores
 
         (gt,) = sample.segmentations
-        return protocol_scores(labels, sample.image, gt, self.dilation, self.min_interior)
+        out = protocol_scores(labels, sample.image, gt, self.dilation, self.min_interior)
+        out["gt_pixels"], out["gt_height"], out["gt_width"] = float(gt.astype(bool).sum()), *map(float, gt.shape)
+        return out
 
     def to_arrays(self, ev: dict[str, float]) -> dict[str, np.ndarray]:
         return {k: np.asarray(v) for k, v in ev.items()}
 
     def from_arrays(self, arrays: dict[str, np.ndarray], sample) -> dict[str, float] | None:
-        return {k: float(v) for k, v in arrays.items()} if "authors_dsc" in arrays else None
+        """The stored scores, or None when the sample's mask is not the one they were computed on."""
+        (gt,) = sample.segmentations
+        now = (float(gt.astype(bool).sum()), *map(float, gt.shape))
+        if "authors_dsc" not in arrays or tuple(float(arrays.get(k, -1)) for k in ("gt_pixels", "gt_height", "gt_width")) != now:
+            return None
+        return {k: float(v) for k, v in arrays.items()}
 
     def summarize(self, evals: Sequence[dict[str, float]]) -> dict[str, float]:
         """Means over images, in percent for DSC / HM / XOR as the paper prints them; Hausdorff in
         pixels over the images where it is defined, with ``<protocol>_empty`` counting the others."""
         evals = list(evals)
         out: dict[str, float] = {}
-        for key in evals[0]:
+        for key in (k for k in evals[0] if k.startswith(("authors_", "gtfree_"))):
             values = np.array([e[key] for e in evals], dtype=float)
             if key.endswith(("hausdorff", "hd95")):
                 out[key] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
@@ -157,4 +164,5 @@ class LesionEvaluator:
                 out[key] = 100 * float(np.nanmean(values))
         for protocol in ("authors", "gtfree"):
             out[f"{protocol}_empty"] = float(sum(not np.isfinite(e[f"{protocol}_hausdorff"]) for e in evals))
+        out["gt_at_border"] = float(sum(e.get("gt_at_border", 0.0) for e in evals))
         return out

@@ -67,10 +67,11 @@ def random_affine(generators: list[torch.Generator], rotation: float = 15.0, sca
     return torch.tensor(thetas, device=device)
 
 
-def warp(t: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    """Apply ``(B, 2, 3)`` affine maps to ``(B, C, H, W)`` (bilinear, zeros outside)."""
+def warp(t: torch.Tensor, theta: torch.Tensor, padding: str = "zeros") -> torch.Tensor:
+    """Apply ``(B, 2, 3)`` affine maps to ``(B, C, H, W)`` (bilinear). The maps act on normalised
+    coordinates, so on a non-square image a "rotation" also shears slightly."""
     grid = F.affine_grid(theta.to(t.dtype), list(t.shape), align_corners=False)
-    return F.grid_sample(t, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return F.grid_sample(t, grid, mode="bilinear", padding_mode=padding, align_corners=False)
 
 
 def transformation_consistency(model: torch.nn.Module, x: torch.Tensor, response: torch.Tensor,
@@ -81,9 +82,11 @@ def transformation_consistency(model: torch.nn.Module, x: torch.Tensor, response
         L_AT = mean over valid pixels of CE( softmax(f(T(x))), T(softmax(f(x))) ),
 
     with a random affine T per image and iteration, pixels that T brings from outside the image
-    left out, and the gradient flowing through both predictions. One more forward pass per
-    iteration. Returns ``(B,)``."""
-    rt = model(warp(x, theta))
+    left out of the loss (the input is padded with its border values, so no black corners enter
+    the second forward's statistics), and the gradient flowing through both predictions — which
+    also makes the term minimise the prediction's entropy (for T = identity it *is* the mean
+    entropy). One more forward pass per iteration. Returns ``(B,)``."""
+    rt = model(warp(x, theta, padding="border"))
     target = warp(torch.softmax(response, 1), theta)
     valid = warp(torch.ones_like(x[:, :1]), theta) > 0.999
     ce = -(target * torch.log_softmax(rt, 1)).sum(1, keepdim=True)

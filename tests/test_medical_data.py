@@ -71,3 +71,48 @@ def test_staged_ph2_and_lung_ct():
     assert s.segmentations[0].shape == s.image.shape[:2] and 0 < s.segmentations[0].mean() < 1
     lung = load("lung_ct", root=root)
     assert len(lung) == 50 and lung[0].image.shape == (512, 512, 3)
+
+
+def test_broken_files_are_named(tmp_path):
+    from PIL import Image
+
+    from lib.data import DatasetError
+
+    write_fake_ph2(tmp_path, ids=("IMD002",), diagnoses=False)
+    folder = tmp_path / "ph2" / "PH2Dataset" / "PH2 Dataset images" / "IMD002"
+    (folder / "IMD002_Dermoscopic_Image" / "IMD002.bmp").write_bytes(b"not a bitmap")
+    with pytest.raises(DatasetError, match="IMD002.bmp"):
+        load("ph2", root=tmp_path)[0]
+    write_fake_ph2(tmp_path, ids=("IMD002",), diagnoses=False)  # repaired; now a mask of the wrong size
+    Image.fromarray(np.zeros((5, 5), np.uint8)).save(folder / "IMD002_lesion" / "IMD002_lesion.bmp")
+    with pytest.raises(DatasetError, match="does not match"):
+        load("ph2", root=tmp_path)[0]
+
+    write_fake_lung(tmp_path)
+    base = tmp_path / "lung_ct"
+    (base / "2d_masks" / "ID_0000_Z_0142.tif").unlink()
+    with pytest.raises(DatasetNotFound, match="ID_0000_Z_0142.tif"):
+        load("lung_ct", root=tmp_path)[0]
+    (base / "2d_images" / "ID_0001_Z_0146.tif").write_bytes(b"II*\x00garbage")
+    with pytest.raises(DatasetError, match="ID_0001_Z_0146.tif"):
+        load("lung_ct", root=tmp_path)[1]
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(base / "2d_images" / "ID_0001_Z_0146.tif")  # RGB, not one slice
+    with pytest.raises(DatasetError, match="one 2-D slice"):
+        load("lung_ct", root=tmp_path)[1]
+
+
+def test_lesion_cache_is_recomputed_when_the_mask_changes(tmp_path):
+    from dataclasses import replace
+
+    import torch
+
+    from lib.evaluation import LesionEvaluator
+    from lib.methods import Blank
+    from lib.runs import run_method
+
+    s = load("synthetic_lesions", n=1, size=(24, 32))[0]
+    kw = dict(device=torch.device("cpu"), progress=False, evaluator=LesionEvaluator())
+    first = run_method(Blank(), [s], [0], tmp_path, **kw)[0]
+    grown = replace(s, segmentations=(s.segmentations[0] | np.roll(s.segmentations[0], 1, axis=0),))  # one row taller
+    again = run_method(Blank(), [grown], [0], tmp_path, **kw)[0]
+    assert again.evaluation["gt_pixels"] == grown.segmentations[0].sum() != first.evaluation["gt_pixels"]

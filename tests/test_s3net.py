@@ -75,7 +75,7 @@ def test_code_form_edge_loss_has_no_gradient():
     assert 0 <= const.item() <= 1
     # and so training with it is training without it: identical labels, identical losses up to the constant
     image = np.random.default_rng(0).integers(0, 256, (24, 24, 3), dtype=np.uint8)
-    kw = dict(variant="code", size=24, iterations=4, min_labels=None, use_at=False, **SMALL)
+    kw = dict(variant="code", size=24, iterations=4, min_labels=0, use_at=False, **SMALL)
     with_s = S3Net(use_s=True, **kw).run([image], [(0, "x")], torch.device("cpu"))[0]
     without = S3Net(use_s=False, **kw).run([image], [(0, "x")], torch.device("cpu"))[0]
     np.testing.assert_array_equal(with_s.labels, without.labels)

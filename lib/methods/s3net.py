@@ -26,7 +26,10 @@ BatchNorm with a learnable affine after the heads (as in the Kanezaki / Kim code
 builds on; with pure whitening the labels did not merge within 50 iterations here). With the
 code's weights, the paper's lr 0.36 collapsed every test image to one label within ~20
 iterations, hence the unweighted sum. ``use_at`` / ``use_s`` switch the terms for the loss
-ablation (Table 2).
+ablation (Table 2). ``min_labels=0`` turns the stop rule off (an argmax always has a label); the
+code form's ``size`` cannot be undone, its free offsets need it. Whether the code's "after >= 5
+iterations" means 5 or 6 updates (a 0-based counter) could not be checked here; this study waits
+for 5 updates.
 """
 
 from __future__ import annotations
@@ -121,8 +124,8 @@ class S3Net:
         cfg = self.config
         if cfg.size is None:
             return list(images)
-        return [np.clip(resize(im, (cfg.size, cfg.size), order=3, preserve_range=True), 0, 255).round().astype(np.uint8)
-                for im in images]
+        return [np.clip(resize(im, (cfg.size, cfg.size), order=3, preserve_range=True, anti_aliasing=False), 0, 255)
+                .round().astype(np.uint8) for im in images]
 
     def optimise(self, images: Sequence[np.ndarray], seeds: Sequence[Any], device: torch.device,
                  progress: bool = False, snapshots: Sequence[int] = ()) -> LoopResult:

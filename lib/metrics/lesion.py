@@ -21,7 +21,9 @@ Protocols turning cluster labels into one foreground mask:
   ``min_interior`` of the image, the foreground is the interior of the one whose pixels are
   darkest in the input image. It uses one prior shared by both datasets: the target (a lesion on
   skin, lungs inside the body) is darker than what surrounds it and does not touch the border.
-  Scored at the original resolution (the labels brought there by nearest neighbour).
+  Scored at the original resolution (the labels brought there by nearest neighbour). A lesion
+  that touches the image border is dropped (wholly or in part) by this rule: ``gt_at_border``
+  counts such images (12 of the 60 staged PH2 images, 8 of their 12 melanomas).
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ NAN = float("nan")
 
 
 def _boundary(mask: np.ndarray) -> np.ndarray:
-    return mask & ~ndimage.binary_erosion(mask, structure=np.ones((3, 3), bool), border_value=0)
+    """Mask pixels with a 4-neighbour outside the mask (erosion by a cross, as MedPy does)."""
+    return mask & ~ndimage.binary_erosion(mask, border_value=0)
 
 
 def hausdorff(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -112,4 +115,6 @@ def protocol_scores(labels: np.ndarray, image: np.ndarray, gt: np.ndarray, dilat
     free = gt_free_foreground(labels, image, min_interior)
     free = upsample_labels(free.astype(np.uint8), gt.shape).astype(bool)
     out.update({f"gtfree_{k}": v for k, v in mask_scores(free, gt.astype(bool)).items()})
+    g = gt.astype(bool)
+    out["gt_at_border"] = float(g[0].any() or g[-1].any() or g[:, 0].any() or g[:, -1].any())
     return out
