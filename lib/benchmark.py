@@ -1,8 +1,9 @@
-"""Speed of the per-image loops: ``python -m lib benchmark [--method kim2020] [--reference] [--device cuda]``.
+"""Speed of the per-image loops: ``python -m lib benchmark [--method kim2020|s3net|s3net-code] [--reference] [--device cuda]``.
 
 Reports (i) seconds per iteration for one 481 x 321 image (M = 2, p = q = 100, the paper's
 arithmetic) with this study's loop (Kanezaki 2018's, or with ``--method kim2020`` the continuity
-loss of Kim et al. / DynamicSeg, no superpixels), (ii) images x iterations per second for a batch of
+loss of Kim et al. / DynamicSeg, no superpixels; ``s3net`` is S3-Net's paper form with all three
+losses at the image's own size, ``s3net-code`` the authors' code form at 256 x 256), (ii) images x iterations per second for a batch of
 independent models, and with ``--reference`` (iii) the same single-image loop written the way
 the authors' demo.py runs it: default (NCHW) memory layout, labels copied to the host every
 iteration and the superpixel vote as a Python loop over superpixels (no display). The arithmetic
@@ -22,7 +23,7 @@ import torch.nn.functional as F
 
 from .losses import continuity_loss
 from .loops import self_train
-from .methods import Kanezaki2018, Kim2020
+from .methods import Kanezaki2018, Kim2020, S3Net
 from .methods.kanezaki2018 import build_networks, input_tensor
 from .runtime import resolve_device, tune_cpu_allocator
 from .superpixels import majority_vote_reference
@@ -57,8 +58,18 @@ def time_study_loop(images: list[np.ndarray], layers: int, iterations: int, devi
         x = input_tensor(images, m.config.bgr, device)
         model = build_networks(m.config, [(0, i) for i in range(len(images))], device)
         kw = dict(extra_loss=lambda r, q: 5.0 * continuity_loss(r))
+    elif method in ("s3net", "s3net-code"):
+        # min_labels=0: the stop rule off, so every timed iteration runs (the model is rebuilt per call)
+        variant = "code" if method == "s3net-code" else "paper"
+        seeds = list(range(len(images)))
+        S3Net(variant=variant, iterations=1, min_labels=0).optimise(images, seeds, device)  # warm-up
+        _sync(device)
+        start = time.perf_counter()
+        S3Net(variant=variant, iterations=iterations, min_labels=0).optimise(images, seeds, device)
+        _sync(device)
+        return (time.perf_counter() - start) / iterations
     else:
-        raise ValueError(f"method={method!r}: kanezaki2018 or kim2020")
+        raise ValueError(f"method={method!r}: kanezaki2018, kim2020, s3net or s3net-code")
     self_train(model, x, iterations=1, lr=0.1, momentum=0.9, **kw)  # warm-up (kernel selection)
     _sync(device)
     start = time.perf_counter()
@@ -125,7 +136,7 @@ def main(args: argparse.Namespace) -> int:
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         "cpu": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__, "image": f"{source}, {image.shape[1]}x{image.shape[0]}", "method": args.method,
-        "layers": args.layers, "timed_iterations": args.iterations,
+        "layers": "two I-LKA blocks" if args.method.startswith("s3net") else args.layers, "timed_iterations": args.iterations,
     }
     if args.reference and args.method != "kanezaki2018":
         raise ValueError("--reference times demo.py's loop: use it with --method kanezaki2018")

@@ -198,7 +198,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--device", default="auto")
     b.add_argument("--iterations", type=int, default=5, help="timed iterations (after one warm-up)")
     b.add_argument("--batch", type=int, default=0, help="images in the batch measurement (0: 2 on CPU, 16 on CUDA)")
-    b.add_argument("--method", default="kanezaki2018", choices=["kanezaki2018", "kim2020"])
+    b.add_argument("--method", default="kanezaki2018", choices=["kanezaki2018", "kim2020", "s3net", "s3net-code"])
     b.add_argument("--layers", type=int, default=None, help="M (default: 2 for kanezaki2018, 3 for kim2020)")
     b.add_argument("--estimate", type=int, nargs=2, metavar=("IMAGES", "ITERATIONS"), default=None,
                    help="also estimate the wall time of IMAGES x ITERATIONS at the measured throughput")

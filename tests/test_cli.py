@@ -106,6 +106,8 @@ def test_benchmark_loops_run_on_a_small_image():
     image = np.random.default_rng(0).integers(0, 256, size=(24, 32, 3), dtype=np.uint8)
     assert time_study_loop([image, image], layers=1, iterations=1, device=torch.device("cpu")) > 0
     assert time_study_loop([image], layers=1, iterations=1, device=torch.device("cpu"), method="kim2020") > 0
+    for method in ("s3net", "s3net-code"):  # the code form resizes to its 256 x 256
+        assert time_study_loop([image, image], layers=1, iterations=1, device=torch.device("cpu"), method=method) > 0
     assert time_reference_loop(image, layers=1, iterations=1, device=torch.device("cpu")) > 0
 
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torchvision.ops import deform_conv2d
 
 from lib.losses import (edge_aware_continuity, edge_disagreement_constant, head_consistency, pseudo_label_cross_entropy,
-                        random_affine, transformation_consistency)
+                        random_affine, transformation_consistency, warp)
 from lib.methods import S3Net
 from lib.methods.s3net import S3NetConfig
 from lib.models.s3net import ILKA, S3Net as S3NetModel, deform_conv3x3_sampled
@@ -126,3 +126,20 @@ def test_forms_and_stop_rule():
     out = S3Net(variant="code", size=16, min_labels=10**6, **SMALL).run([image], [(0, "s")], torch.device("cpu"))[0]
     assert out.iterations == 5  # the rule is checked only once 5 updates are done
     assert S3Net(variant="code", use_at=False).name == "s3net CE+S" and S3Net().name == "s3net"
+
+
+def test_transformation_consistency_pulls_towards_the_transformed_prediction():
+    """A per-pixel (1 x 1 conv) model commutes with a 90° rotation, so f(T(x)) = T(f(x)) exactly and
+    the loss is the entropy of f(x); a loss that compared f(T(x)) with the unrotated f(x) would not be."""
+    net = torch.nn.Conv2d(3, 5, 1)
+    x = torch.rand(1, 3, 8, 8)
+    theta = torch.tensor([[[0.0, -1, 0], [1, 0, 0]]])
+    rotated = warp(x, theta)
+    assert any(torch.allclose(rotated, torch.rot90(x, k, (2, 3)), atol=1e-6) for k in (1, -1))
+    r = net(x)
+    p = torch.softmax(r, 1)
+    entropy = -(p * torch.log_softmax(r, 1)).sum(1).mean()
+    loss = transformation_consistency(net, x, r, theta)
+    assert loss.item() == pytest.approx(entropy.item(), rel=1e-5)
+    mismatched = -(p * torch.log_softmax(net(rotated), 1)).sum(1).mean()
+    assert mismatched.item() > entropy.item() + 1e-3

@@ -146,12 +146,10 @@ class S3Net:
             loss = torch.zeros(response.shape[0], device=response.device)
             if cfg.use_at:
                 if cfg.loss_form == "paper":
-                    aux = None
                     theta = random_affine(affine_rng, cfg.rotation, cfg.scale, cfg.shift, device=response.device)
                     loss = loss + cfg.at_weight * transformation_consistency(model, x, response, theta)
                 else:
-                    aux = model.aux
-                    loss = loss + cfg.at_weight * head_consistency(response, aux)
+                    loss = loss + cfg.at_weight * head_consistency(response, model.aux)
             if cfg.use_s:
                 if cfg.loss_form == "paper":
                     loss = loss + cfg.s_weight * edge_aware_continuity(response, x, cfg.edge_sigma)
