@@ -128,9 +128,9 @@ class RegionEvaluator:
 class LesionEvaluator:
     """S3-Net's binary-mask evaluation under both protocols (``lib/metrics/lesion.py``)."""
 
-    def __init__(self, dilation: int = 5, min_interior: float = 0.01):
+    def __init__(self, dilation: int = 4, min_interior: float = 0.01):
         self.dilation, self.min_interior = dilation, min_interior
-        self.key = f"lesion-d{dilation}-i{min_interior:g}"
+        self.key = f"lesion-sq{dilation}-i{min_interior:g}"  # a square dilation (keys "-d": the earlier disk)
 
     def evaluate(self, labels: np.ndarray, sample) -> dict[str, float]:
         from .metrics.lesion import protocol_scores

@@ -70,7 +70,7 @@ def self_train(
         refine: turns argmax labels into targets (identity when None).
         extra_loss: ``(response, n_labels) -> (B,)`` added to the cross-entropy.
         min_labels: the authors' early stop (None: run all ``iterations``), checked once an image
-            has had ``min_iterations`` updates (S3-Net's code waits for 5).
+            has had ``min_iterations`` updates (S3-Net's code: 6).
         ce_weight: weight of the cross-entropy term (S3-Net's code: 3.5).
         snapshots: keep the argmax labels seen after these numbers of updates (for figures).
     """

@@ -4,7 +4,7 @@ Each (method parameters, image size, seed, image) result is stored as one small 
 under ``<store>/v<CACHE_VERSION>/<method key>/side<max_side>/seed<seed>/<dataset>/<id>.npz`` as
 soon as its batch finishes (written atomically). Running again skips what is stored, so an
 interrupted notebook resumes where it stopped; a changed parameter gets a new folder instead of
-stale results, and a record whose ground truth no longer matches the image's is recomputed.
+stale results, and a record whose image pixels or ground truth no longer match is recomputed.
 Bump ``CACHE_VERSION`` whenever a change to a loop, a model or a metric changes results.
 
 Reproducibility: a seed fixes each image's initial weights whatever its batch, but B = 1 and
@@ -15,6 +15,7 @@ size that produced it.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -60,10 +61,16 @@ def _record_path(folder: Path, sample: Sample) -> Path:
     return folder / sample.dataset / f"{sample.id}.npz"
 
 
-def _save(path: Path, rec: Record, evaluator: Any) -> None:
+def image_fingerprint(image: np.ndarray) -> str:
+    """A short hash of the pixels and shape: a record made from other pixels (a dataset replaced,
+    a changed intensity window) is stale even when the image id is the same."""
+    return hashlib.blake2b(np.ascontiguousarray(image).tobytes() + str(image.shape).encode(), digest_size=8).hexdigest()
+
+
+def _save(path: Path, rec: Record, evaluator: Any, image: np.ndarray) -> None:
     arrays: dict[str, Any] = {
         "iterations": rec.iterations, "seconds": rec.seconds, "n_labels": rec.n_labels,
-        "device": rec.device, "batch_size": rec.batch_size,
+        "device": rec.device, "batch_size": rec.batch_size, "image": image_fingerprint(image),
     }
     if rec.evaluation is not None:
         arrays.update({f"eval_{k}": v for k, v in evaluator.to_arrays(rec.evaluation).items()})
@@ -79,6 +86,8 @@ def _load(path: Path, sample: Sample, seed: int, want_labels: bool, evaluator: A
         with np.load(path) as z:
             a = {k: z[k] for k in z.files}
         if want_labels and "labels" not in a:
+            return None
+        if "image" in a and str(a["image"]) != image_fingerprint(sample.image):  # older records carry none
             return None
         evaluation = None
         if sample.segmentations:
@@ -150,7 +159,7 @@ def run_method(
                     labels=out.labels if keep_labels else None, extras=out.extras,
                     device=str(dev), batch_size=len(batch),
                 )
-                _save(_record_path(folder / f"seed{seed}", s), rec, evaluator)
+                _save(_record_path(folder / f"seed{seed}", s), rec, evaluator, s.image)
                 records[(seed, s.key)] = rec
             bar.update(len(batch))
     return [records[(seed, s.key)] for seed in seeds for s in samples]

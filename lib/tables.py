@@ -40,6 +40,7 @@ def runs_table(family: str, config: str, records: Iterable[Record], form: str = 
             **summarize(evals),
             "iterations_mean": float(iters.mean()), "iterations_min": int(iters.min()), "iterations_max": int(iters.max()),
             "final_labels": float(np.mean([r.n_labels for r in recs])),
+            "one_label_share": float(np.mean([r.n_labels == 1 for r in recs])),  # collapsed to a single cluster
             "seconds_per_image": float(np.mean([r.seconds for r in recs])),
         })
     return pd.DataFrame(rows)
@@ -48,7 +49,7 @@ def runs_table(family: str, config: str, records: Iterable[Record], form: str = 
 def seed_summary(runs: pd.DataFrame, metrics: Sequence[str] = METRICS, by: Sequence[str] = ("family", "form", "config", "dataset")) -> pd.DataFrame:
     """Mean and standard deviation over seeds (``<metric>`` and ``<metric>_std``), and ``seeds``."""
     by = [c for c in by if c in runs.columns]
-    extra = [c for c in ("iterations_mean", "final_labels", "seconds_per_image") if c in runs.columns]
+    extra = [c for c in ("iterations_mean", "final_labels", "one_label_share", "seconds_per_image") if c in runs.columns]
     g = runs.groupby(list(by), sort=False)
     mean = g[list(metrics) + extra].mean()
     std = g[list(metrics)].std(ddof=1).add_suffix("_std")  # nan (a blank cell) for a single run

@@ -73,6 +73,22 @@ def test_staged_ph2_and_lung_ct():
     assert len(lung) == 50 and lung[0].image.shape == (512, 512, 3)
 
 
+def test_code_form_on_a_staged_ph2_image_stops_like_the_authors_log():
+    """The authors' printed log (SSCT's S3Net.ipynb): 63, 31, 5, 4, 2, 2 labels, then the stop after
+    6 updates with 2 labels. The code form here, on a real 256 x 256 PH2 image, stops early too."""
+    import torch
+
+    from lib.methods import S3Net
+
+    root = shared_datasets()
+    if root is None or not (root / "ph2").is_dir():
+        pytest.skip("staged PH2 not available")
+    s = load("ph2", root=root)[0]
+    r = S3Net(variant="code").optimise([s.image], [(0, s.key)], torch.device("cpu"))
+    assert 6 <= int(r.iterations[0]) <= 12 and int(r.n_labels[0]) <= 3
+    assert r.label_history[0][0] > 40  # it starts from most of the 64 classes
+
+
 def test_broken_files_are_named(tmp_path):
     from PIL import Image
 
@@ -116,3 +132,37 @@ def test_lesion_cache_is_recomputed_when_the_mask_changes(tmp_path):
     grown = replace(s, segmentations=(s.segmentations[0] | np.roll(s.segmentations[0], 1, axis=0),))  # one row taller
     again = run_method(Blank(), [grown], [0], tmp_path, **kw)[0]
     assert again.evaluation["gt_pixels"] == grown.segmentations[0].sum() != first.evaluation["gt_pixels"]
+
+
+def test_lesion_summary_in_percent_with_hausdorff_over_defined_images():
+    from lib.evaluation import LesionEvaluator
+
+    nan = float("nan")
+    evals = [
+        {"authors_dsc": 0.5, "authors_hausdorff": nan, "gtfree_dsc": 0.0, "gtfree_hausdorff": nan, "gt_at_border": 1.0},
+        {"authors_dsc": 1.0, "authors_hausdorff": 3.0, "gtfree_dsc": 1.0, "gtfree_hausdorff": 5.0, "gt_at_border": 0.0},
+    ]
+    out = LesionEvaluator().summarize(evals)
+    assert out["authors_dsc"] == 75.0 and out["gtfree_dsc"] == 50.0
+    assert out["authors_hausdorff"] == 3.0 and out["gtfree_hausdorff"] == 5.0
+    assert out["authors_empty"] == 1.0 and out["gtfree_empty"] == 1.0 and out["gt_at_border"] == 1.0
+
+
+def test_cached_results_are_recomputed_when_the_pixels_change(tmp_path):
+    """Same id, other pixels (e.g. another intensity window): the stored record is stale."""
+    from dataclasses import replace
+
+    import torch
+
+    from lib.evaluation import LesionEvaluator
+    from lib.methods import Blank
+    from lib.runs import image_fingerprint, run_method
+
+    s = load("synthetic_lesions", n=1, size=(24, 32))[0]
+    kw = dict(device=torch.device("cpu"), progress=False, evaluator=LesionEvaluator())
+    run_method(Blank(), [s], [0], tmp_path, **kw)
+    (path,) = tmp_path.rglob("*.npz")
+    assert str(np.load(path)["image"]) == image_fingerprint(s.image)
+    darker = replace(s, image=(s.image // 2).astype(np.uint8))
+    run_method(Blank(), [darker], [0], tmp_path, **kw)
+    assert str(np.load(path)["image"]) == image_fingerprint(darker.image) != image_fingerprint(s.image)

@@ -71,8 +71,11 @@ def test_head_consistency_is_the_ce_between_heads_whatever_the_common_rotation()
 def test_code_form_edge_loss_has_no_gradient():
     r = torch.randn(1, 5, 8, 8, requires_grad=True)
     const = edge_disagreement_constant(r.argmax(1), torch.rand(1, 3, 8, 8))
-    assert not const.requires_grad
-    assert 0 <= const.item() <= 1
+    assert 0 < const.item() <= 1  # random labels on a random image: some disagreement
+    ce = pseudo_label_cross_entropy(r, r.argmax(1)).sum()
+    (g_ce,) = torch.autograd.grad(ce, r, retain_graph=True)
+    (g_both,) = torch.autograd.grad(ce + 4.0 * const.sum(), r)
+    assert torch.equal(g_ce, g_both)
     # and so training with it is training without it: identical labels, identical losses up to the constant
     image = np.random.default_rng(0).integers(0, 256, (24, 24, 3), dtype=np.uint8)
     kw = dict(variant="code", size=24, iterations=4, min_labels=0, use_at=False, **SMALL)
@@ -121,25 +124,52 @@ def test_forms_and_stop_rule():
     assert (paper.lr, code.lr) == (0.36, 0.2)
     assert (code.ce_weight, code.at_weight, code.s_weight) == (3.5, 0.2, 4.0)
     assert (code.offsets, code.size, code.bgr) == ("code", 256, True)
-    assert paper.iterations == code.iterations == 50 and code.min_iterations == 5
+    assert paper.iterations == code.iterations == 50 and paper.min_iterations == code.min_iterations == 6
     image = np.random.default_rng(3).integers(0, 256, (16, 16, 3), dtype=np.uint8)
     out = S3Net(variant="code", size=16, min_labels=10**6, **SMALL).run([image], [(0, "s")], torch.device("cpu"))[0]
-    assert out.iterations == 5  # the rule is checked only once 5 updates are done
+    assert out.iterations == 6  # the code breaks after the update of batch_idx 5 (0-based) at the earliest
     assert S3Net(variant="code", use_at=False).name == "s3net CE+S" and S3Net().name == "s3net"
 
 
 def test_transformation_consistency_pulls_towards_the_transformed_prediction():
-    """A per-pixel (1 x 1 conv) model commutes with a 90° rotation, so f(T(x)) = T(f(x)) exactly and
-    the loss is the entropy of f(x); a loss that compared f(T(x)) with the unrotated f(x) would not be."""
-    net = torch.nn.Conv2d(3, 5, 1)
+    """T = a 90° rotation and a 3x3 convolution (which does not commute with it): the loss is the
+    CE between T(softmax f(x)) and f(T(x)), computed here with torch.rot90; the network sees the
+    rotated input; and the value differs from any loss that leaves x untransformed."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 5, 3, padding=1)
+    seen = []
+
+    def net(t):
+        seen.append(t.detach().clone())
+        return conv(t)
+
     x = torch.rand(1, 3, 8, 8)
     theta = torch.tensor([[[0.0, -1, 0], [1, 0, 0]]])
-    rotated = warp(x, theta)
-    assert any(torch.allclose(rotated, torch.rot90(x, k, (2, 3)), atol=1e-6) for k in (1, -1))
-    r = net(x)
-    p = torch.softmax(r, 1)
-    entropy = -(p * torch.log_softmax(r, 1)).sum(1).mean()
+    k = next(k for k in (1, -1) if torch.allclose(warp(x, theta), torch.rot90(x, k, (2, 3)), atol=1e-6))
+    rotate = lambda t: torch.rot90(t, k, (2, 3))  # noqa: E731
+    r = conv(x)
     loss = transformation_consistency(net, x, r, theta)
-    assert loss.item() == pytest.approx(entropy.item(), rel=1e-5)
-    mismatched = -(p * torch.log_softmax(net(rotated), 1)).sum(1).mean()
-    assert mismatched.item() > entropy.item() + 1e-3
+    expected = -(rotate(torch.softmax(r, 1)) * torch.log_softmax(conv(rotate(x)), 1)).sum(1).mean()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    torch.testing.assert_close(seen[-1], rotate(x), atol=1e-6, rtol=0)
+    untransformed = -(torch.softmax(r, 1) * torch.log_softmax(r, 1)).sum(1).mean()  # T = identity: the entropy
+    assert abs(loss.item() - untransformed.item()) > 1e-3
+
+
+def test_the_network_is_the_authors_layer_order_and_initialisation():
+    """The auxiliary head reads the blocks' output (before the deformable convolution), as in the
+    code; the code form draws its deformable weights, offsets and mask in [0, 1); the paper form's
+    offset predictor starts at zero."""
+    x = torch.rand(1, 3, 16, 16)
+    code = S3NetModel(1, offsets="code", size=16, generators=[generator(0, "c")], **SMALL)
+    for p in (code.deform.weight, code.deform.offset, code.deform.mask):
+        assert 0 <= p.min() and p.max() < 1 and p.std() > 0.2
+    y, aux = code(x), code.aux.clone()
+    with torch.no_grad():
+        code.deform.weight.mul_(-1)
+    y2 = code(x)
+    torch.testing.assert_close(code.aux, aux)
+    assert not torch.allclose(y2, y)
+    paper = S3NetModel(1, offsets="paper", generators=[generator(0, "p")], **SMALL)
+    assert paper.deform.predict.weight.abs().sum() == 0 and paper.deform.predict.bias.abs().sum() == 0
+    assert not any(isinstance(m, torch.nn.ReLU) for m in paper.modules())

@@ -10,10 +10,11 @@ Forms (``variant``; the loss form can be chosen apart with ``loss_form`` for Tab
                    ``paper``                             ``code`` (mindflow-institue/SSCT @07760c7)
 =================  ====================================  =========================================
 input              RGB, any size                         BGR / 255, resized to 256 x 256 (cubic)
-deformable conv    offsets predicted from features       offsets and mask: free parameters
+deformable conv    offsets predicted from features       offsets and mask: free parameters,
+                   (zero-initialised)                    drawn with torch.rand as the weights
 optimiser          SGD lr 0.36, "a maximum of 50         SGD lr 0.2, the same stop rule (cap: 50)
                    iterations" (the stop rule is the
-                   code's: <= 3 labels once >= 5 done)
+                   code's: <= 3 labels, >= 6 updates)
 loss weights       none given: an unweighted sum         3.5 CE + 0.2 AT + 4 S
 L_AT               random affine T on the input,         CE between the main and auxiliary heads
                    f(T(x)) pulled to T(f(x))             (both rotated by 90°: no transformation)
@@ -21,15 +22,16 @@ L_S                edge-weighted continuity              edge disagreement of th
                    (differentiable)                      gradient (a constant)
 =================  ====================================  =========================================
 
-Shared, where the paper is silent: 64 channels, q = 64, momentum 0.9, two I-LKA blocks, and a
-BatchNorm with a learnable affine after the heads (as in the Kanezaki / Kim code S3-Net's code
-builds on; with pure whitening the labels did not merge within 50 iterations here). With the
-code's weights, the paper's lr 0.36 collapsed every test image to one label within ~20
-iterations, hence the unweighted sum. ``use_at`` / ``use_s`` switch the terms for the loss
-ablation (Table 2). ``min_labels=0`` turns the stop rule off (an argmax always has a label); the
-code form's ``size`` cannot be undone, its free offsets need it. Whether the code's "after >= 5
-iterations" means 5 or 6 updates (a 0-based counter) could not be checked here; this study waits
-for 5 updates.
+The network (``lib/models/s3net.py``) is the authors' code's in both forms (the paper draws none):
+64 channels, q = 64, two I-LKA blocks, a BN with PyTorch's default learnable affine after every
+layer; only the deformable offsets and the deformable layer's initialisation differ. Momentum 0.9
+(the code's). The paper gives no loss weights ("the overall loss function"): the paper form
+reads it as the plain sum; the weights are parameters. ``use_at`` / ``use_s``
+switch the terms for the loss ablation (Table 2). The stop rule is the code's: its loop counter
+is 0-based (``batch_idx >= 5``) and the label count is that of the forward pass before the
+update, so an image stops after at least 6 updates (``min_iterations=6``) once that count is
+<= 3; ``min_labels=0`` turns the rule off (an argmax always has a label). The code form's
+``size`` cannot be undone: its free offsets need it.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ class S3NetConfig:
     momentum: float = 0.9
     iterations: int = 50
     min_labels: int | None = 3
-    min_iterations: int = 5
+    min_iterations: int = 6  # updates before the stop rule applies (the code's batch_idx >= 5)
     ce_weight: float = 1.0  # code: 3.5
     at_weight: float = 1.0  # code: 0.2
     s_weight: float = 1.0  # code: 4
@@ -105,7 +107,9 @@ class S3Net:
 
     @property
     def form(self) -> str:
-        return self.config.variant
+        """The variant; "<variant>, <loss form> losses" when the loss form is the other one."""
+        cfg = self.config
+        return cfg.variant if cfg.loss_form == cfg.variant else f"{cfg.variant}, {cfg.loss_form} losses"
 
     def params(self) -> dict[str, Any]:
         return asdict(self.config)

@@ -12,10 +12,14 @@ Metrics (``mask_scores``), as the authors' ``utils.py`` computes the first three
 
 Protocols turning cluster labels into one foreground mask:
 
-- ``authors`` (their ``utils.py``): the cluster with the largest overlap with the ground truth
-  is the foreground, which is then multiplied by the ground truth dilated by ``dilation`` pixels;
-  scored at the network's resolution, the ground truth resized there bilinearly and any non-zero
-  value counted as foreground. Both steps look at the answer.
+- ``authors`` (their ``utils.py``, ``create_mask``): the cluster with the largest overlap with
+  the ground truth is the foreground, which is then multiplied by the dilated ground truth; the
+  code dilates with ``cv2.dilate(GT, 5x5 ones, iterations=2)``, i.e. a 9 x 9 square
+  (``dilation=4``, the half-width of the square); scored at the network's resolution, the ground
+  truth resized there bilinearly and any non-zero value counted as foreground. Both steps look at
+  the answer. (Their ``create_mask`` counts overlaps on ``pred * GT`` restricted to non-zero
+  values, so a cluster numbered 0 could never be picked; how ``pred`` is numbered in their
+  evaluation is not in the repository, so this study takes the largest overlap over all clusters.)
 - ``gt-free`` (this study's): without the ground truth. Among the clusters whose *interior* — the
   pixels of their 4-connected components that do not touch the image border — covers at least
   ``min_interior`` of the image, the foreground is the interior of the one whose pixels are
@@ -72,15 +76,14 @@ def mask_scores(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     }
 
 
-def authors_foreground(labels: np.ndarray, gt: np.ndarray, dilation: int) -> tuple[np.ndarray, np.ndarray]:
-    """The authors' protocol at the labels' resolution: returns (foreground, resized ground truth)."""
+def authors_foreground(labels: np.ndarray, gt: np.ndarray, dilation: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """The authors' protocol at the labels' resolution: returns (foreground, resized ground truth).
+    The crop is the ground truth dilated by a square of side ``2 * dilation + 1`` (the code: 9)."""
     g = resize(gt.astype(np.float64), labels.shape, order=1, anti_aliasing=False) > 0
     lab, n = compact(labels)
     overlap = np.bincount(lab[g], minlength=n)
     fg = lab == int(np.argmax(overlap))
-    if dilation > 0:
-        disk = np.hypot(*np.mgrid[-dilation : dilation + 1, -dilation : dilation + 1]) <= dilation
-        fg &= ndimage.binary_dilation(g, structure=disk)
+    fg &= ndimage.binary_dilation(g, structure=np.ones((2 * dilation + 1,) * 2, bool)) if dilation > 0 else g
     return fg, g
 
 
@@ -107,7 +110,7 @@ def gt_free_foreground(labels: np.ndarray, image: np.ndarray, min_interior: floa
     return best if best is not None else np.zeros(lab.shape, bool)
 
 
-def protocol_scores(labels: np.ndarray, image: np.ndarray, gt: np.ndarray, dilation: int = 5,
+def protocol_scores(labels: np.ndarray, image: np.ndarray, gt: np.ndarray, dilation: int = 4,
                     min_interior: float = 0.01) -> dict[str, float]:
     """Both protocols' metrics, keys ``authors_<metric>`` and ``gtfree_<metric>``."""
     fg, g = authors_foreground(labels, gt, dilation)

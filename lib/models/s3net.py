@@ -2,27 +2,27 @@
 consistency over transformation", ICCV workshops 2023), as a batch of independent models.
 
 The paper names its parts — I-LKA (inception large-kernel attention) modules and a deformable
-convolution — without drawing the network. The authors' code (mindflow-institue/SSCT @07760c7,
-facts in ``shared/docs/papers.md``) gives the parts:
+convolution — without drawing the network. The authors' code (SSCT @07760c7: ``S3Net.ipynb`` and
+``model_utils.py``; facts in ``shared/docs/papers.md``) gives the network, which both forms use:
 
-- I-LKA: a depthwise 5x5 convolution, then three parallel depthwise convolutions (3x3 dilation 1,
-  5x5 dilation 2, 7x7 dilation 3) concatenated, a 1x1 convolution, and the result multiplied with
-  the module's input (an attention map);
-- a block: 1x1 -> GELU -> I-LKA -> 1x1, with a residual connection;
-- a deformable 3x3 convolution (``torchvision.ops.deform_conv2d``);
-- 64 channels.
-
-The order is this study's reading of those parts, in the Kanezaki / Kim family this per-image
-method belongs to: 3x3 conv -> ReLU -> BN (stem); ``n_blocks`` I-LKA blocks; deformable 3x3 conv
--> ReLU -> BN; a 1x1 classifier to q channels and a BatchNorm of the response (whose argmax
-gives the labels); plus an auxiliary 1x1 head + BN (the second head of the authors' code, used by
-its form of the transformation loss).
+- stem: 3x3 conv -> BN;
+- ``n_blocks`` (2) blocks, each followed by a BN: 1x1 -> GELU -> I-LKA -> 1x1 with a residual, where
+  I-LKA is a depthwise 5x5 convolution, three parallel depthwise convolutions (3x3 dilation 1, 5x5
+  dilation 2, 7x7 dilation 3) concatenated, a 1x1 convolution, and the result multiplied with the
+  module's input (an attention map);
+- an auxiliary head on the blocks' output: 1x1 -> BN (used only by the code's form of L_AT);
+- a deformable 3x3 convolution without bias (``torchvision.ops.deform_conv2d``) -> BN;
+- the classifier: 1x1 to q channels -> BN, whose argmax gives the labels;
+- no ReLU anywhere; every BN with PyTorch's default learnable affine; 64 channels, q = 64.
 
 Deformable offsets, two forms:
 - ``paper``: offsets and modulation mask predicted from the features by a 3x3 convolution
-  (deformable ConvNets v2), zero-initialised, so the network works at any size and batch;
-- ``code``: offsets and mask are free parameters of a fixed spatial size (the authors' 256 x 256),
-  initialised to zero offsets and a mask of one (a plain convolution to start with).
+  (deformable ConvNets v2: zero-initialised, mask = sigmoid, so it starts as a plain convolution
+  with weight 1/2), deformable weights with PyTorch's default initialisation; the network works at
+  any size and batch;
+- ``code``: offsets and mask are free parameters of a fixed spatial size (the authors' 256 x 256)
+  and, as the code draws them, the deformable weights, offsets and mask all start uniform in
+  [0, 1) (``torch.rand``): every tap shifted by up to one pixel down and right, all weights positive.
 
 Batching as in ``kanezaki2018.py``: B models in grouped convolutions; depthwise layers have
 B * C groups; the deformable convolution has B weight groups and B offset groups.
@@ -76,7 +76,7 @@ class ILKABlock(nn.Module):
 
 
 def deform_conv3x3_sampled(x: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor,
-                           bias: torch.Tensor, groups: int) -> torch.Tensor:
+                           bias: torch.Tensor | None, groups: int) -> torch.Tensor:
     """``torchvision.ops.deform_conv2d`` (3x3, stride 1, padding 1, ``groups`` weight and offset
     groups) computed with ``grid_sample``: each kernel tap is a bilinear sample of the input at its
     shifted position (zero outside, as the torchvision op), times its mask, followed by one batched
@@ -92,7 +92,9 @@ def deform_conv3x3_sampled(x: torch.Tensor, offset: torch.Tensor, mask: torch.Te
     grid = torch.stack([2 * px / max(W - 1, 1) - 1, 2 * py / max(H - 1, 1) - 1], -1).reshape(B, 9 * H, W, 2)
     taps = F.grid_sample(x.reshape(B, C, H, W), grid, mode="bilinear", padding_mode="zeros", align_corners=True)
     taps = taps.reshape(B, C, 9, H, W) * mask.reshape(B, 1, 9, H, W)
-    out = torch.bmm(weight.reshape(B, cout, C * 9), taps.reshape(B, C * 9, H * W)) + bias.reshape(B, cout, 1)
+    out = torch.bmm(weight.reshape(B, cout, C * 9), taps.reshape(B, C * 9, H * W))
+    if bias is not None:
+        out = out + bias.reshape(B, cout, 1)
     return out.reshape(1, B * cout, H, W)
 
 
@@ -109,15 +111,14 @@ class DeformConv(nn.Module):
         if impl not in ("auto", "torchvision", "grid_sample"):
             raise ValueError(f"impl={impl!r}: use 'auto', 'torchvision' or 'grid_sample'")
         self.B, self.offsets, self.size, self.impl = B, offsets, size, impl
-        self.weight = nn.Parameter(torch.empty(B * c, c, 3, 3))
-        self.bias = nn.Parameter(torch.zeros(B * c))
+        self.weight = nn.Parameter(torch.empty(B * c, c, 3, 3))  # no bias: a BN follows (as in the code)
         if offsets == "paper":
             self.predict = _grouped(B, c, 27, 3)  # 18 offsets + 9 mask logits per model
             nn.init.zeros_(self.predict.weight)
             nn.init.zeros_(self.predict.bias)
         elif offsets == "code":
-            self.offset = nn.Parameter(torch.zeros(1, B * 18, size, size))
-            self.mask = nn.Parameter(torch.ones(1, B * 9, size, size))
+            self.offset = nn.Parameter(torch.empty(1, B * 18, size, size))  # drawn in S3Net._initialise
+            self.mask = nn.Parameter(torch.empty(1, B * 9, size, size))
         else:
             raise ValueError(f"offsets={offsets!r}: use 'paper' (predicted) or 'code' (free parameters)")
 
@@ -133,37 +134,42 @@ class DeformConv(nn.Module):
                                  "(the authors resize every image to 256x256)")
             offset, mask = self.offset, self.mask
         if self.impl == "torchvision" or (self.impl == "auto" and x.is_cuda):
-            return deform_conv2d(x, offset, self.weight, self.bias, padding=(1, 1), mask=mask)
-        return deform_conv3x3_sampled(x, offset, mask, self.weight, self.bias, self.B)
+            return deform_conv2d(x, offset, self.weight, padding=(1, 1), mask=mask)
+        return deform_conv3x3_sampled(x, offset, mask, self.weight, None, self.B)
 
 
 class S3Net(nn.Module):
     """B independent S3-Net networks: ``(B, 3, H, W)`` -> ``(B, q, H, W)`` normalised responses.
 
     The auxiliary head's normalised responses of the last forward pass are in ``self.aux``.
+    ``response_affine=False`` makes the classifier's BN a pure whitening (an ablation; the code's
+    BN has the affine).
     """
 
     def __init__(self, n_models: int = 1, channels: int = 64, classes: int = 64, n_blocks: int = 2,
                  offsets: str = "paper", size: int = 256, generators: Sequence[torch.Generator] | None = None,
-                 deform_impl: str = "auto", response_affine: bool = False):
+                 deform_impl: str = "auto", response_affine: bool = True):
         super().__init__()
         B, c = n_models, channels
         self.n_models, self.classes = B, classes
-        self.stem = _grouped(B, 3, c, 3)
-        self.stem_norm = nn.BatchNorm2d(B * c, track_running_stats=False)
-        self.blocks = nn.Sequential(*[ILKABlock(B, c) for _ in range(n_blocks)])
-        self.deform = DeformConv(B, c, offsets, size, deform_impl)
-        self.deform_norm = nn.BatchNorm2d(B * c, track_running_stats=False)
-        self.head = _grouped(B, c, classes)
-        self.head_norm = nn.BatchNorm2d(B * classes, affine=response_affine, track_running_stats=False)
-        self.aux_head = _grouped(B, c, classes)
-        self.aux_norm = nn.BatchNorm2d(B * classes, affine=response_affine, track_running_stats=False)
+
+        def norm(channels: int, affine: bool = True) -> nn.BatchNorm2d:
+            return nn.BatchNorm2d(B * channels, affine=affine, track_running_stats=False)
+
+        self.stem, self.stem_norm = _grouped(B, 3, c, 3), norm(c)
+        self.blocks = nn.ModuleList([ILKABlock(B, c) for _ in range(n_blocks)])
+        self.block_norms = nn.ModuleList([norm(c) for _ in range(n_blocks)])
+        self.aux_head, self.aux_norm = _grouped(B, c, classes), norm(classes, response_affine)
+        self.deform, self.deform_norm = DeformConv(B, c, offsets, size, deform_impl), norm(c)
+        self.head, self.head_norm = _grouped(B, c, classes), norm(classes, response_affine)
         self.aux: torch.Tensor | None = None
         self._initialise(list(generators) if generators is not None else [None] * B)
 
     @torch.no_grad()
     def _initialise(self, generators: Sequence[torch.Generator | None]) -> None:
-        """PyTorch's default convolution initialisation, drawn per model from its own generator."""
+        """PyTorch's default convolution initialisation, drawn per model from its own generator;
+        the deformable layer's weights (and, in the code form, its offsets and mask) as described in
+        the module docstring."""
         B = self.n_models
         weights = [m for m in self.modules() if isinstance(m, nn.Conv2d) and m is not getattr(self.deform, "predict", None)]
         for w_owner in weights:
@@ -173,17 +179,23 @@ class S3Net(nn.Module):
                 nn.init.kaiming_uniform_(w[b * per : (b + 1) * per], a=math.sqrt(5), generator=g)
                 bound = 1 / math.sqrt(w[0].numel())
                 nn.init.uniform_(bias[b * per : (b + 1) * per], -bound, bound, generator=g)
-        per = self.deform.weight.shape[0] // B
+        d = self.deform
+        per = d.weight.shape[0] // B
         for b, g in enumerate(generators):
-            nn.init.kaiming_uniform_(self.deform.weight[b * per : (b + 1) * per], a=math.sqrt(5), generator=g)
+            if d.offsets == "paper":
+                nn.init.kaiming_uniform_(d.weight[b * per : (b + 1) * per], a=math.sqrt(5), generator=g)
+            else:  # the code's torch.rand for weight, offset and mask
+                nn.init.uniform_(d.weight[b * per : (b + 1) * per], 0.0, 1.0, generator=g)
+                nn.init.uniform_(d.offset[:, b * 18 : (b + 1) * 18], 0.0, 1.0, generator=g)
+                nn.init.uniform_(d.mask[:, b * 9 : (b + 1) * 9], 0.0, 1.0, generator=g)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, C, H, W = x.shape
         if B != self.n_models:
             raise ValueError(f"input of batch {B} for {self.n_models} models")
-        h = x.reshape(1, B * C, H, W)
-        h = self.stem_norm(torch.relu(self.stem(h)))
-        h = self.blocks(h)
-        h = self.deform_norm(torch.relu(self.deform(h)))
+        h = self.stem_norm(self.stem(x.reshape(1, B * C, H, W)))
+        for block, block_norm in zip(self.blocks, self.block_norms):
+            h = block_norm(block(h))
         self.aux = self.aux_norm(self.aux_head(h)).reshape(B, self.classes, H, W)
+        h = self.deform_norm(self.deform(h))
         return self.head_norm(self.head(h)).reshape(B, self.classes, H, W)
