@@ -67,10 +67,10 @@ def image_fingerprint(image: np.ndarray) -> str:
     return hashlib.blake2b(np.ascontiguousarray(image).tobytes() + str(image.shape).encode(), digest_size=8).hexdigest()
 
 
-def _save(path: Path, rec: Record, evaluator: Any, image: np.ndarray) -> None:
+def _save(path: Path, rec: Record, evaluator: Any, fingerprint: str) -> None:
     arrays: dict[str, Any] = {
         "iterations": rec.iterations, "seconds": rec.seconds, "n_labels": rec.n_labels,
-        "device": rec.device, "batch_size": rec.batch_size, "image": image_fingerprint(image),
+        "device": rec.device, "batch_size": rec.batch_size, "image": fingerprint,
     }
     if rec.evaluation is not None:
         arrays.update({f"eval_{k}": v for k, v in evaluator.to_arrays(rec.evaluation).items()})
@@ -80,14 +80,14 @@ def _save(path: Path, rec: Record, evaluator: Any, image: np.ndarray) -> None:
     save_npz(path, **arrays)
 
 
-def _load(path: Path, sample: Sample, seed: int, want_labels: bool, evaluator: Any) -> Record | None:
+def _load(path: Path, sample: Sample, seed: int, want_labels: bool, evaluator: Any, fingerprint: str) -> Record | None:
     """The stored record, or None when it must be recomputed (damaged, incomplete or stale)."""
     try:
         with np.load(path) as z:
             a = {k: z[k] for k in z.files}
         if want_labels and "labels" not in a:
             return None
-        if "image" in a and str(a["image"]) != image_fingerprint(sample.image):  # older records carry none
+        if "image" in a and str(a["image"]) != fingerprint:  # older records carry none
             return None
         evaluation = None
         if sample.segmentations:
@@ -133,10 +133,11 @@ def run_method(
     folder = Path(store) / f"v{CACHE_VERSION}" / params_key(method) / evaluator.key / f"side{max_side or 'full'}"
     records: dict[tuple[int, str], Record] = {}
     todo: list[tuple[int, Sample]] = []
+    prints = {s.key: image_fingerprint(s.image) for s in samples}  # once per image, not per seed
     for seed in seeds:
         for s in samples:
             path = _record_path(folder / f"seed{seed}", s)
-            rec = _load(path, s, seed, keep_labels, evaluator) if path.is_file() else None
+            rec = _load(path, s, seed, keep_labels, evaluator, prints[s.key]) if path.is_file() else None
             if rec is None:
                 todo.append((seed, s))
             else:
@@ -159,7 +160,7 @@ def run_method(
                     labels=out.labels if keep_labels else None, extras=out.extras,
                     device=str(dev), batch_size=len(batch),
                 )
-                _save(_record_path(folder / f"seed{seed}", s), rec, evaluator, s.image)
+                _save(_record_path(folder / f"seed{seed}", s), rec, evaluator, prints[s.key])
                 records[(seed, s.key)] = rec
             bar.update(len(batch))
     return [records[(seed, s.key)] for seed in seeds for s in samples]

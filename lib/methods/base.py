@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Protocol, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -18,6 +18,17 @@ class Output:
     labels: np.ndarray  # (H, W) integer labels
     iterations: int = 0  # parameter updates (0 for non-iterative methods)
     extras: dict[str, np.ndarray] = field(default_factory=dict)  # e.g. per-iteration label counts
+
+
+C = TypeVar("C")
+
+
+def variant_config(variant: str, forms: dict[str, Callable[[], C]], overrides: dict[str, Any]) -> C:
+    """The configuration of a method's ``variant`` (``forms``: name -> its defaults), with the
+    ``overrides`` that are not None applied (None keeps the form's value)."""
+    if variant not in forms:
+        raise ValueError(f"variant={variant!r}: use {' or '.join(repr(f) for f in forms)}")
+    return replace(forms[variant](), **{k: v for k, v in overrides.items() if v is not None})
 
 
 class Method(Protocol):

@@ -30,7 +30,7 @@ demo profile's shrunken images) K scales with the pixel count, keeping ~15 pixel
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -40,7 +40,7 @@ from ..loops import LoopResult, self_train
 from ..models import Kanezaki2018Net
 from ..runtime import generator
 from ..superpixels import SuperpixelVote, slic_superpixels
-from .base import Output, loop_outputs
+from .base import Output, loop_outputs, variant_config
 
 #: pixels of a BSDS500 image, for which the paper's K = 10,000 is given
 BSDS_PIXELS = 481 * 321
@@ -65,14 +65,9 @@ class Kanezaki2018Config:
     @classmethod
     def for_variant(cls, variant: str = "paper", **overrides: Any) -> "Kanezaki2018Config":
         """The paper's or the authors' code's settings, with ``overrides`` applied (None = keep)."""
-        if variant == "paper":
-            base = cls()
-        elif variant == "code":
-            base = cls(variant="code", iterations=1000, min_labels=3, compactness=100.0, bgr=True,
-                       init="default", response_affine=True)
-        else:
-            raise ValueError(f"variant={variant!r}: use 'paper' or 'code'")
-        return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+        code = lambda: cls(variant="code", iterations=1000, min_labels=3, compactness=100.0, bgr=True,  # noqa: E731
+                           init="default", response_affine=True)
+        return variant_config(variant, {"paper": cls, "code": code}, overrides)
 
     def superpixels_for(self, height: int, width: int) -> int:
         return max(1, round(self.n_superpixels * height * width / BSDS_PIXELS))

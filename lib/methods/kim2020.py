@@ -26,7 +26,7 @@ components (DynamicSeg Sec. IV-A: "we fixed the number of components M to 3").
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -34,7 +34,7 @@ import torch
 
 from ..losses import continuity_loss
 from ..loops import LoopResult, self_train
-from .base import Output, loop_outputs
+from .base import Output, loop_outputs, variant_config
 from .kanezaki2018 import build_networks, input_tensor
 
 SCHEMES = ("fixed", "fsf", "scf")
@@ -75,13 +75,7 @@ class ContinuityConfig:
 
     @classmethod
     def for_variant(cls, variant: str = "code", **overrides: Any) -> "ContinuityConfig":
-        if variant == "code":
-            base = cls()
-        elif variant == "paper":
-            base = cls(variant="paper", min_labels=None)
-        else:
-            raise ValueError(f"variant={variant!r}: use 'paper' or 'code'")
-        cfg = replace(base, **{k: v for k, v in overrides.items() if v is not None})
+        cfg = variant_config(variant, {"paper": lambda: cls(variant="paper", min_labels=None), "code": cls}, overrides)
         if cfg.scheme not in SCHEMES:
             raise ValueError(f"scheme={cfg.scheme!r}: use one of {', '.join(SCHEMES)}")
         if cfg.mu <= 0:

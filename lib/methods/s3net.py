@@ -36,7 +36,7 @@ update, so an image stops after at least 6 updates (``min_iterations=6``) once t
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -47,7 +47,7 @@ from ..loops import LoopResult, self_train
 from ..losses import edge_aware_continuity, edge_disagreement_constant, head_consistency, random_affine, transformation_consistency
 from ..models import S3Net as S3NetModel
 from ..runtime import generator
-from .base import Output, loop_outputs
+from .base import Output, loop_outputs, variant_config
 
 
 @dataclass(frozen=True)
@@ -78,14 +78,9 @@ class S3NetConfig:
 
     @classmethod
     def for_variant(cls, variant: str = "paper", **overrides: Any) -> "S3NetConfig":
-        if variant == "paper":
-            base = cls()
-        elif variant == "code":
-            base = cls(variant="code", loss_form="code", lr=0.2, ce_weight=3.5, at_weight=0.2, s_weight=4.0,
-                       offsets="code", size=256, bgr=True)
-        else:
-            raise ValueError(f"variant={variant!r}: use 'paper' or 'code'")
-        cfg = replace(base, **{k: v for k, v in overrides.items() if v is not None})
+        code = lambda: cls(variant="code", loss_form="code", lr=0.2, ce_weight=3.5, at_weight=0.2, s_weight=4.0,  # noqa: E731
+                           offsets="code", size=256, bgr=True)
+        cfg = variant_config(variant, {"paper": cls, "code": code}, overrides)
         if cfg.loss_form not in ("paper", "code"):
             raise ValueError(f"loss_form={cfg.loss_form!r}: use 'paper' or 'code'")
         return cfg
