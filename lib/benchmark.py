@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .losses import continuity_loss
+from .losses import continuity_loss, pseudo_label_cross_entropy
 from .loops import self_train
 from .methods import Kanezaki2018, Kim2020, S3Net
 from .methods.kanezaki2018 import build_networks, input_tensor
@@ -48,24 +48,26 @@ def _sync(device: torch.device) -> None:
 def time_study_loop(images: list[np.ndarray], layers: int, iterations: int, device: torch.device,
                     method: str = "kanezaki2018") -> float:
     """Seconds per iteration of lib's loop for a batch of ``images`` (one warm-up iteration first)."""
+    if device.type == "cpu":
+        tune_cpu_allocator()  # as the runner does
     if method == "kanezaki2018":
-        m = Kanezaki2018(variant="paper", n_layers=layers, iterations=iterations)
+        m = Kanezaki2018(form="paper", n_layers=layers, iterations=iterations)
         x, vote = m.prepare(images, device)
         model = m.build_model([(0, i) for i in range(len(images))], device)
-        kw = dict(refine=vote)
+        kw = dict(loss=lambda r, labels, q: pseudo_label_cross_entropy(r, vote(labels)))
     elif method == "kim2020":
-        m = Kim2020(5.0, variant="paper", n_layers=layers)
+        m = Kim2020(5.0, form="paper", n_layers=layers)
         x = input_tensor(images, m.config.bgr, device)
         model = build_networks(m.config, [(0, i) for i in range(len(images))], device)
-        kw = dict(extra_loss=lambda r, q: 5.0 * continuity_loss(r))
+        kw = dict(loss=lambda r, labels, q: pseudo_label_cross_entropy(r, labels) + 5.0 * continuity_loss(r))
     elif method in ("s3net", "s3net-code"):
         # min_labels=0: the stop rule off, so every timed iteration runs (the model is rebuilt per call)
-        variant = "code" if method == "s3net-code" else "paper"
+        form = "code" if method == "s3net-code" else "paper"
         seeds = list(range(len(images)))
-        S3Net(variant=variant, iterations=1, min_labels=0).optimise(images, seeds, device)  # warm-up
+        S3Net(form=form, iterations=1, min_labels=0).optimise(images, seeds, device)  # warm-up
         _sync(device)
         start = time.perf_counter()
-        S3Net(variant=variant, iterations=iterations, min_labels=0).optimise(images, seeds, device)
+        S3Net(form=form, iterations=iterations, min_labels=0).optimise(images, seeds, device)
         _sync(device)
         return (time.perf_counter() - start) / iterations
     else:
@@ -97,7 +99,7 @@ class _ReferenceNet(torch.nn.Module):
 
 def time_reference_loop(image: np.ndarray, layers: int, iterations: int, device: torch.device) -> float:
     """Seconds per iteration of a loop structured like the authors' demo.py (see module docstring)."""
-    method = Kanezaki2018(variant="code", n_layers=layers)
+    method = Kanezaki2018(form="code", n_layers=layers)
     bgr = np.ascontiguousarray(image[..., ::-1])
     from .superpixels import slic_superpixels
 

@@ -1,7 +1,8 @@
 """Command line: ``python -m lib <command> ...`` (``python -m lib --help`` lists the commands).
 
 - ``evaluate bsds500|voc2012 --pred DIR``: Kim-protocol mIoU and the BSDS region benchmarks of a folder of label maps.
-- ``segment --method kanezaki2018 --out DIR IMAGE...``: segment your own images.
+- ``segment --method kanezaki2018|kim2020|dynamicseg|s3net [--form paper|code] --out DIR IMAGE...``: segment your
+  own images (``--scheme fsf|scf`` for dynamicseg, ``--mu``, ``--iterations``, ``--layers``).
 - ``download bsds500|voc2012`` / ``verify bsds500``: get a dataset / check a copy against the manifest.
 - ``benchmark``: seconds per iteration of the per-image loop (see ``lib/benchmark.py``).
 - ``index [RESULTS]``: rebuild ``results/README.md`` from the notebooks' outputs.
@@ -25,7 +26,7 @@ class CLIError(RuntimeError):
 def _evaluate(args: argparse.Namespace) -> int:
     from . import data
     from .evaluation import evaluate_image
-    from .io import LabelMapError, read_label_map
+    from .files import LabelMapError, read_label_map
     from .metrics import pooled_miou, pooled_region
 
     pred_dir = Path(args.pred)
@@ -76,37 +77,80 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+#: the paper's best mu for each DynamicSeg scheme (the default of ``segment --method dynamicseg --mu``)
+DYNAMICSEG_MU = {"fsf": 15.0, "scf": 100.0}
+SEGMENT_METHODS = ("kanezaki2018", "kim2020", "dynamicseg", "s3net")
+
+
+def _segment_method(args: argparse.Namespace):
+    """The method ``segment``'s options ask for; CLIError for an option that does not apply to it."""
+    from .methods import DynamicSeg, Kanezaki2018, Kim2020, S3Net
+
+    name = args.method
+    if False:
+        raise CLIError(f"--scheme {args.scheme}: only --method dynamicseg has a scheme"
+                       + (" (kim2020's weight is the fixed --mu)" if name == "kim2020" else ""))
+    if args.mu is not None and name not in ("kim2020", "dynamicseg"):
+        raise CLIError(f"--mu {args.mu:g}: only --method kim2020 and dynamicseg have a continuity weight mu")
+    if args.layers is not None and name == "s3net":
+        raise CLIError(f"--layers {args.layers}: s3net has no M to choose (its network is fixed: two I-LKA blocks)")
+    for option, value in (("--iterations", args.iterations), ("--layers", args.layers), ("--batch", args.batch),
+                          ("--max-side", args.max_side)):
+        if value is not None and value < 1:
+            raise CLIError(f"{option} {value}: must be at least 1")
+    if args.mu is not None and not args.mu > 0:
+        raise CLIError(f"--mu {args.mu:g}: the weight parameter must be positive")
+    form = {"form": args.form} if args.form is not None else {}  # None: the method's own default form
+    if name == "kanezaki2018":
+        return Kanezaki2018(**form, iterations=args.iterations, n_layers=args.layers)
+    if name == "kim2020":
+        return Kim2020(5.0 if args.mu is None else args.mu, **form, iterations=args.iterations, n_layers=args.layers)
+    if name == "dynamicseg":
+        if args.scheme is None:
+            raise CLIError("--method dynamicseg needs --scheme: fsf (weight q'/mu, default mu 15) "
+                           "or scf (weight mu/q', default mu 100)")
+        mu = DYNAMICSEG_MU[args.scheme] if args.mu is None else args.mu
+        return DynamicSeg(args.scheme, mu, **form, iterations=args.iterations, n_layers=args.layers)
+    return S3Net(**form, iterations=args.iterations)
+
+
 def _segment(args: argparse.Namespace) -> int:
     from .data.bsds500 import read_image
     from .data import resize_image
-    from .io import save_image, save_label_map
-    from .methods import Kanezaki2018
+    from .files import save_image, save_label_map
+    from .metrics.segments import upsample_labels
     from .plots import boundaries_overlay
-    from .runtime import resolve_device
+    from .runtime import resolve_device, tune_cpu_allocator
 
-    if args.method != "kanezaki2018":
-        raise CLIError(f"--method {args.method}: only kanezaki2018 is available so far")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    method = _segment_method(args)
     device = resolve_device(args.device)
-    method = Kanezaki2018(variant=args.variant, iterations=args.iterations, n_layers=args.layers)
-    images = {}
+    originals, images = {}, {}
     for name in args.images:
         path = Path(name)
         if not path.is_file():
             raise CLIError(f"image not found: {path}")
-        images[path] = resize_image(read_image(path), args.max_side)
+        originals[path] = read_image(path)
+        images[path] = resize_image(originals[path], args.max_side)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if device.type == "cpu":
+        tune_cpu_allocator()  # as the runner does: only the speed changes
     by_shape: dict[tuple, list[Path]] = {}
     for path, im in images.items():
         by_shape.setdefault(im.shape, []).append(path)
     for paths in by_shape.values():
         for start in range(0, len(paths), args.batch):
             chunk = paths[start : start + args.batch]
-            outputs = method.run([images[p] for p in chunk], [(args.seed, p.name) for p in chunk], device, progress=not args.quiet)
+            outputs = method.run([images[p] for p in chunk], [(args.seed, p.name) for p in chunk], device,
+                                 progress=not args.quiet)
             for p, o in zip(chunk, outputs):
-                save_label_map(out / f"{p.stem}.png", o.labels)
-                save_image(out / f"{p.stem}_overlay.png", boundaries_overlay(images[p], o.labels))
-                print(f"{p} -> {out / (p.stem + '.png')}: {len(np.unique(o.labels))} labels after {o.iterations} iterations")
+                # back to the image file's size (nearest neighbour): after --max-side, and for s3net's
+                # code form, whose labels come at its 256 x 256 input size
+                labels = upsample_labels(o.labels, originals[p].shape[:2])
+                save_label_map(out / f"{p.stem}.png", labels)
+                save_image(out / f"{p.stem}_overlay.png", boundaries_overlay(originals[p], labels))
+                print(f"{p} -> {out / (p.stem + '.png')}: {len(np.unique(labels))} labels after {o.iterations} "
+                      f"iterations ({method.label()})")
     return 0
 
 
@@ -169,14 +213,29 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=_evaluate)
 
-    s = sub.add_parser("segment", help="segment your own images; writes <stem>.png 16-bit label maps and overlays")
-    s.add_argument("--method", default="kanezaki2018")
-    s.add_argument("--variant", default="paper", choices=["paper", "code"], help="the paper's form or the authors' code's")
-    s.add_argument("--iterations", type=int, default=None, help="T (default: 500 paper, at most 1000 code)")
-    s.add_argument("--layers", type=int, default=None, help="M conv components (default 2)")
+    s = sub.add_parser("segment", help="segment your own images; writes <stem>.png 16-bit label maps and overlays",
+                       description="Segment image files with one of the study's methods. Writes <stem>.png (a 16-bit "
+                       "label map at the image's size) and <stem>_overlay.png per image, one line each.")
+    s.add_argument("--method", default="kanezaki2018", choices=SEGMENT_METHODS,
+                   help="kanezaki2018 (Kanezaki 2018), kim2020 (Kim et al. 2020, fixed weight mu), "
+                   "dynamicseg (Kim's loss with a weight that follows q', needs --scheme) or s3net (S3-Net)")
+    s.add_argument("--form", default=None, choices=["paper", "code"],
+                   help="the paper's form or the authors' code's (default: kanezaki2018 paper, kim2020 and "
+                   "dynamicseg code, s3net paper; s3net's code form runs at 256 x 256)")
+    s.add_argument("--iterations", type=int, default=None,
+                   help="T or the cap (default: kanezaki2018 500 paper, at most 1000 code; kim2020 and dynamicseg "
+                   "1000 paper, at most 1000 code; s3net at most 50)")
+    s.add_argument("--layers", type=int, default=None,
+                   help="M conv components (default: 2 kanezaki2018, 3 kim2020 and dynamicseg; not for s3net)")
+    s.add_argument("--mu", type=float, default=None,
+                   help="continuity weight parameter: kim2020 the weight (default 5); dynamicseg fsf q'/mu "
+                   "(default 15, the paper's best of 10 and 15), scf mu/q' (default 100, best of 50 and 100)")
+    s.add_argument("--scheme", default=None, choices=["fsf", "scf"],
+                   help="dynamicseg only (required there): fsf, weight q'/mu, or scf, weight mu/q'")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    s.add_argument("--max-side", type=int, default=None, help="shrink images so the longer side is at most this")
+    s.add_argument("--max-side", type=int, default=None, help="shrink images so the longer side is at most this "
+                   "(the label maps are still written at the image's size, nearest neighbour)")
     s.add_argument("--batch", type=int, default=1, help="images of one size optimised together (use >1 on a GPU)")
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -1,4 +1,5 @@
-"""Per-image evaluation records and their aggregation into the numbers tables print.
+"""Evaluators: what the runner (``lib/runs.py``) asks of an evaluation (:class:`Evaluator`), and
+the two the study has: BSDS-style region scores and S3-Net's lesion masks.
 
 One :class:`ImageEval` per (method, seed, image) holds everything the metrics need: the Kim
 mIoU scores and Kanezaki's segment matches (any IoU threshold >= 0.5 is applied later), both
@@ -15,12 +16,34 @@ been split into connected components, so a segment that crosses the void stays o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Protocol, Sequence
 
 import numpy as np
 
 from .metrics import ImageMIoU, ImageRegion, SegmentMatches, pooled_miou, pooled_region, pr_curve, precision_recall_f, region_scores
 from .metrics.segments import compact, iou_matrix, relabel_connected, upsample_labels
+
+
+class Evaluator(Protocol):
+    """Scores one image's label map against its ground truth, stores and restores that score in
+    the run cache, and pools the scores of one run (one method, one seed, one dataset)."""
+
+    #: part of the cache path: two evaluators with different settings never share records
+    key: str
+    #: the dataset-level numbers of :meth:`summarize`, in table order
+    metrics: tuple[str, ...]
+
+    def evaluate(self, labels: np.ndarray, sample) -> Any:
+        """The score of ``labels`` (at the method's resolution) against ``sample``'s ground truth."""
+
+    def to_arrays(self, evaluation: Any) -> dict[str, np.ndarray]:
+        """The score as named arrays (stored in the record's ``.npz``)."""
+
+    def from_arrays(self, arrays: dict[str, np.ndarray], sample) -> Any | None:
+        """The stored score, or None when it was computed against other ground truth (recompute)."""
+
+    def summarize(self, evaluations: Sequence[Any]) -> dict[str, float]:
+        """Dataset-level numbers of one run, named as :attr:`metrics`."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +130,8 @@ class RegionEvaluator:
     Kanezaki segment P/R/F/AP and the region benchmarks against every annotator."""
 
     key = "region"
+    metrics = ("miou_all", "miou_fine", "miou_coarse", "miou_mean", "f_0.5", "ap_0.5", "ap_0.7",
+               "covering", "pri", "voi", "segments")
 
     def evaluate(self, labels: np.ndarray, sample) -> ImageEval:
         return evaluate_image(labels, sample.segmentations)
@@ -127,6 +152,8 @@ class RegionEvaluator:
 
 class LesionEvaluator:
     """S3-Net's binary-mask evaluation under both protocols (``lib/metrics/lesion.py``)."""
+
+    metrics = tuple(f"{p}_{m}" for p in ("authors", "gtfree") for m in ("dsc", "hm", "xor", "hausdorff", "hd95", "empty"))
 
     def __init__(self, dilation: int = 4, min_interior: float = 0.01):
         self.dilation, self.min_interior = dilation, min_interior

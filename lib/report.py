@@ -19,13 +19,36 @@ matplotlib.use("Agg")  # headless, and the same pixels everywhere
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .io import atomic_write, write_json, write_text  # noqa: E402
+from .files import atomic_write, write_json, write_text  # noqa: E402
 
 
-def caption(title: str, *, profile: str, dataset: str, protocol: str, seeds: Sequence[int] | str, notes: str = "") -> str:
+#: what a caption says about the paper's number, by whether the run has the paper's setting
+COMPARABLE = {
+    True: "This run has the paper's setting (images, resolution, iterations): diff = ours - paper.",
+    False: "This run differs from the paper's setting (images, resolution or iterations), so the paper's "
+           "number is context, not a target, and no difference is printed.",
+}
+
+
+def caption(title: str, *, profile: str, dataset: str, protocol: str, seeds: Sequence[int] | str, notes: str = "",
+            settings: dict[str, Any] | None = None, paper: str | None = None, comparable: bool | None = None) -> str:
+    """``title. Profile. Dataset. Protocol. Seeds. [Settings.] [Paper: ... comparable or not.] notes``."""
     seeds_txt = seeds if isinstance(seeds, str) else ", ".join(map(str, seeds))
-    text = f"{title}. Profile: {profile}. Dataset: {dataset}. Protocol: {protocol}. Seeds: {seeds_txt}."
-    return f"{text} {notes}".strip()
+    parts = [f"{title}.", f"Profile: {profile}.", f"Dataset: {dataset}.", f"Protocol: {protocol}.", f"Seeds: {seeds_txt}."]
+    if settings:
+        parts.append("Settings: " + ", ".join(f"{k} = {v!r}" for k, v in settings.items()) + ".")
+    if paper:
+        parts.append(f"Paper: {paper}")
+        if comparable is not None:
+            parts.append(COMPARABLE[comparable])
+    if notes:
+        parts.append(notes)
+    return " ".join(parts)
+
+
+def file_name(name: str) -> str:
+    """A table or figure name as a file name: a dataset's "bsds500/test" becomes "bsds500_test"."""
+    return name.replace("/", "_")
 
 
 class Report:
@@ -54,11 +77,17 @@ class Report:
         protocol: str,
         seeds: Sequence[int] | str,
         notes: str = "",
+        settings: dict[str, Any] | None = None,
+        paper: str | None = None,
+        comparable: bool | None = None,
         comparison: bool = False,
         float_format: str = "{:.4f}",
     ) -> pd.DataFrame:
-        """Write ``df`` as ``<name>.csv/.md/.tex``; ``comparison=True`` puts it in the results index."""
-        cap = caption(title, profile=self.profile, dataset=dataset, protocol=protocol, seeds=seeds, notes=notes)
+        """Write ``df`` as ``<name>.csv/.md/.tex`` (see :func:`caption` for the caption);
+        ``comparison=True`` puts it in the results index."""
+        name = file_name(name)
+        cap = caption(title, profile=self.profile, dataset=dataset, protocol=protocol, seeds=seeds, notes=notes,
+                      settings=settings, paper=paper, comparable=comparable)
         with atomic_write(self.folder / f"{name}.csv", "w") as f:
             df.to_csv(f, index=False)
         shown = df.map(lambda v: "" if v is pd.NA or (isinstance(v, float) and v != v)
@@ -78,10 +107,11 @@ class Report:
         """The written table as the notebook should display it: title, table and caption."""
         from IPython.display import Markdown
 
-        return Markdown((self.folder / f"{name}.md").read_text())
+        return Markdown((self.folder / f"{file_name(name)}.md").read_text())
 
     def figure(self, fig: plt.Figure, name: str, title: str) -> None:
         """Write ``<name>.png`` and ``<name>.pdf`` with no time stamp or version in their metadata."""
+        name = file_name(name)
         for fmt, metadata in (("png", {"Software": None}), ("pdf", {"CreationDate": None, "Producer": None, "Creator": None})):
             with atomic_write(self.folder / f"{name}.{fmt}", "wb") as f:
                 fig.savefig(f, format=fmt, dpi=150, bbox_inches="tight", metadata=metadata)

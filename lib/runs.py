@@ -1,4 +1,9 @@
-"""Running a method over a dataset: batching, caching, resuming, evaluating.
+"""Running methods over datasets: batching, caching, resuming, evaluating, and the runs table.
+
+The one path from an image to a number: a dataset's samples (``lib/data``) -> a method
+(``lib/methods``, whose loop is in ``lib/loops``) -> one :class:`Record` per (method, seed,
+image), scored by an evaluator (``lib/evaluation.py``) and cached -> :func:`runs_table`, one
+row per (method, seed, dataset) with the method's parameters as columns -> ``lib/tables.py``.
 
 Each (method parameters, image size, seed, image) result is stored as one small ``.npz`` file
 under ``<store>/v<CACHE_VERSION>/<method key>/side<max_side>/seed<seed>/<dataset>/<id>.npz`` as
@@ -17,20 +22,23 @@ from __future__ import annotations
 
 import hashlib
 import time
+import warnings
+import zipfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
 from .data import Sample, resize_image
-from .evaluation import RegionEvaluator
-from .io import save_npz
-from .methods.base import Method, params_key
-from .runtime import default_batch_size, resolve_device
+from .evaluation import Evaluator
+from .files import save_npz
+from .methods.base import Method, columns, params_key
+from .runtime import default_batch_size, resolve_device, tune_cpu_allocator
 
 #: part of every cache path: bump it when results of the same parameters would change
 CACHE_VERSION = 5
@@ -46,7 +54,7 @@ class Record:
     iterations: int
     seconds: float
     n_labels: int  # distinct labels in the raw label map (before connected components)
-    evaluation: Any  # what the evaluator returned (lib.evaluation.ImageEval by default); None without ground truth
+    evaluation: Any  # what the evaluator returned (e.g. lib.evaluation.ImageEval); None without ground truth
     labels: np.ndarray | None = None  # kept only when asked for (figures)
     extras: dict[str, np.ndarray] = field(default_factory=dict)
     device: str = ""
@@ -80,29 +88,37 @@ def _save(path: Path, rec: Record, evaluator: Any, fingerprint: str) -> None:
     save_npz(path, **arrays)
 
 
-def _load(path: Path, sample: Sample, seed: int, want_labels: bool, evaluator: Any, fingerprint: str) -> Record | None:
-    """The stored record, or None when it must be recomputed (damaged, incomplete or stale)."""
+#: what a damaged or half-written cache file raises when read; anything else is a bug and is raised
+UNREADABLE = (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile)
+
+
+def _load(path: Path, sample: Sample, seed: int, want_labels: bool, evaluator: Evaluator, fingerprint: str) -> Record | None:
+    """The stored record, or None when it must be recomputed: unreadable (reported), made
+    without labels when labels are wanted, or stale (other pixels or other ground truth)."""
     try:
         with np.load(path) as z:
             a = {k: z[k] for k in z.files}
-        if want_labels and "labels" not in a:
-            return None
-        if "image" in a and str(a["image"]) != fingerprint:  # older records carry none
-            return None
-        evaluation = None
-        if sample.segmentations:
-            evaluation = evaluator.from_arrays({k[5:]: v for k, v in a.items() if k.startswith("eval_")}, sample)
-            if evaluation is None:  # not evaluated, or against other ground truth
-                return None
-        return Record(
-            dataset=sample.dataset, id=sample.id, seed=seed, iterations=int(a["iterations"]),
-            seconds=float(a["seconds"]), n_labels=int(a["n_labels"]), evaluation=evaluation,
-            labels=a["labels"].astype(np.int64) if "labels" in a else None,
-            extras={k[6:]: v for k, v in a.items() if k.startswith("extra_")},
-            device=str(a["device"]), batch_size=int(a["batch_size"]),
-        )
-    except Exception:  # a damaged or old-format file is recomputed, not trusted
+        iterations, seconds, n_labels = int(a["iterations"]), float(a["seconds"]), int(a["n_labels"])
+        device, batch_size = str(a["device"]), int(a["batch_size"])
+    except UNREADABLE as exc:
+        warnings.warn(f"cache record {path} is unreadable ({type(exc).__name__}: {exc}); recomputing it", stacklevel=3)
         return None
+    if want_labels and "labels" not in a:
+        return None
+    if "image" in a and str(a["image"]) != fingerprint:  # older records carry none
+        return None
+    evaluation = None
+    if sample.segmentations:
+        evaluation = evaluator.from_arrays({k[5:]: v for k, v in a.items() if k.startswith("eval_")}, sample)
+        if evaluation is None:  # not evaluated, or against other ground truth
+            return None
+    return Record(
+        dataset=sample.dataset, id=sample.id, seed=seed, iterations=iterations, seconds=seconds,
+        n_labels=n_labels, evaluation=evaluation,
+        labels=a["labels"].astype(np.int64) if "labels" in a else None,
+        extras={k[6:]: v for k, v in a.items() if k.startswith("extra_")},
+        device=device, batch_size=batch_size,
+    )
 
 
 def run_method(
@@ -111,22 +127,23 @@ def run_method(
     seeds: Sequence[int],
     store: str | Path,
     *,
+    evaluator: Evaluator,
     max_side: int | None = None,
     device: str | torch.device = "auto",
     batch_size: int | None = None,
     keep_labels: bool = False,
     progress: bool = True,
-    evaluator: Any = None,
 ) -> list[Record]:
     """Run ``method`` on every sample for every seed; return one :class:`Record` each.
 
     Images are shrunk to ``max_side`` (if given) before the method sees them; predictions are
     scored at the ground truth's resolution. Batchable methods get images of one size together,
     ``batch_size`` at a time (default: 1 on CPU, 16 on CUDA). ``evaluator`` scores each result
-    against the sample's ground truth (default :class:`lib.evaluation.RegionEvaluator`).
+    against the sample's ground truth (:class:`lib.evaluation.Evaluator`).
     """
-    evaluator = evaluator or RegionEvaluator()
     dev = resolve_device(device)
+    if dev.type == "cpu":
+        tune_cpu_allocator()
     batch_size = batch_size or default_batch_size(dev)
     if not method.batchable:
         batch_size = 1
@@ -164,3 +181,45 @@ def run_method(
                 records[(seed, s.key)] = rec
             bar.update(len(batch))
     return [records[(seed, s.key)] for seed in seeds for s in samples]
+
+
+def run_grid(
+    methods: Iterable[Method], samples: Sequence[Sample], seeds: Sequence[int], store: str | Path,
+    *, evaluator: Evaluator, desc: str = "configurations", progress: bool = True, **kwargs: Any,
+) -> tuple[pd.DataFrame, dict[str, list[Record]]]:
+    """Run every method on ``samples``; return the runs table (:func:`runs_table`) and the
+    records by method label. Deterministic methods (``stochastic = False``) run with the first
+    seed only. ``kwargs`` go to :func:`run_method`."""
+    methods = list(methods)
+    frames, records = [], {}
+    inner = progress and len(methods) <= 4
+    for m in tqdm(methods, desc=desc, disable=not progress or inner):
+        run_seeds = seeds if m.stochastic else list(seeds)[:1]
+        recs = run_method(m, samples, run_seeds, store, evaluator=evaluator, progress=inner, **kwargs)
+        records[m.label()] = recs
+        frames.append(runs_table(m, recs, evaluator))
+    return pd.concat(frames, ignore_index=True), records
+
+
+def runs_table(method: Method, records: Iterable[Record], evaluator: Evaluator) -> pd.DataFrame:
+    """One row per (seed, dataset): the method's columns (name, form, label, parameters), the
+    evaluator's dataset-level numbers (``evaluator.summarize``) and run statistics."""
+    by_run: dict[tuple[int, str], list[Record]] = {}
+    for r in records:
+        by_run.setdefault((r.seed, r.dataset), []).append(r)
+    rows = []
+    for (seed, dataset), recs in sorted(by_run.items()):
+        evals = [r.evaluation for r in recs if r.evaluation is not None]
+        if not evals:
+            continue
+        iters = np.array([r.iterations for r in recs])
+        rows.append({
+            **columns(method), "dataset": dataset, "seed": seed, "images": len(evals),
+            **evaluator.summarize(evals),
+            "iterations_mean": float(iters.mean()), "iterations_min": int(iters.min()),
+            "iterations_max": int(iters.max()),
+            "final_labels": float(np.mean([r.n_labels for r in recs])),
+            "one_label_share": float(np.mean([r.n_labels == 1 for r in recs])),  # collapsed to one cluster
+            "seconds_per_image": float(np.mean([r.seconds for r in recs])),
+        })
+    return pd.DataFrame(rows)

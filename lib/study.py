@@ -1,22 +1,35 @@
-"""Helpers that keep the notebooks short: check parameters, open the evaluation sets, run a
-grid of method configurations over them."""
+"""What every notebook does first and the same way: read and check its parameters, record them,
+open its evaluation sets.
+
+``nb = study.setup("kanezaki2018", globals())``, the first call after the parameters cell, takes
+the notebook's parameters from its namespace. The parameters cell itself is the declaration:
+each name, its default (the ``demo`` profile) and its comment. A value of another type than the
+default and the profiles give it, or a name the cell does not declare (a misspelled ``-p``
+option), is an error that names the parameter. Every parameter is recorded in ``metrics.json``
+without being typed twice.
+"""
 
 from __future__ import annotations
 
+import ast
+import json
+import types
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Mapping, Sequence
 
-import pandas as pd
-from tqdm.auto import tqdm
+import torch
+import yaml
 
-from . import data
+from . import data, paths
 from .data import DatasetNotFound, Sample
-from .methods.base import Method
-from .runs import Record, run_method  # noqa: F401  (run_method: re-exported for notebooks)
-from . import tables
-from .tables import runs_table
+from .report import Report
+from .runtime import resolve_device
 
 PROFILES = ("smoke", "demo", "paper")
+#: names that IPython puts into every kernel's namespace
+_KERNEL_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 
 
 class ParameterError(ValueError):
@@ -28,14 +41,154 @@ def check(condition: bool, name: str, value: Any, expected: str) -> None:
         raise ParameterError(f"parameter {name}={value!r}: expected {expected}")
 
 
-def check_common(profile: str, seeds: Sequence[int], device: str, max_side: int | None) -> None:
+@dataclass(frozen=True)
+class Declared:
+    """One parameter as its notebook's parameters cell declares it."""
+
+    name: str
+    default: Any
+    comment: str
+    types: tuple[type, ...]  # the types of its default and of its value in every profile (a None
+    # default alone declares no type: data_root, results_dir, whose checks are in check_common)
+
+
+def _cell_parameters(notebook: Path) -> list[tuple[str, Any, str]]:
+    nb = json.loads(notebook.read_text())
+    cells = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise ParameterError(f"{notebook}: expected one cell tagged 'parameters', found {len(cells)}")
+    source = "".join(cells[0]["source"])
+    lines = source.splitlines()
+    out = []
+    for node in ast.parse(source).body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            raise ParameterError(f"{notebook}: the parameters cell holds only `name = literal  # comment` lines")
+        line = lines[node.lineno - 1]
+        comment = line.split("#", 1)[1].strip() if "#" in line[node.value.end_col_offset:] else ""
+        out.append((node.targets[0].id, ast.literal_eval(node.value), comment))
+    return out
+
+
+@lru_cache(maxsize=None)
+def declared_parameters(notebook: str) -> dict[str, Declared]:
+    """The parameters of ``notebooks/<notebook>.ipynb``: defaults and comments from its
+    parameters cell, allowed types from the default and ``params/<notebook>/*.yaml``."""
+    path = paths.REPO_ROOT / "notebooks" / f"{notebook}.ipynb"
+    if not path.is_file():
+        raise ParameterError(f"no notebook {path}")
+    profiles = [yaml.safe_load(p.read_text()) or {} for p in sorted((path.parent / "params" / notebook).glob("*.yaml"))]
+    out = {}
+    for name, default, comment in _cell_parameters(path):
+        seen = {type(default)} | {type(p[name]) for p in profiles if name in p}
+        out[name] = Declared(name, default, comment, tuple(sorted(seen, key=lambda t: t.__name__)))
+    return out
+
+
+def _type_ok(value: Any, allowed: tuple[type, ...]) -> bool:
+    if isinstance(value, bool):
+        return bool in allowed
+    if isinstance(value, int) and float in allowed:
+        return True  # an integer where a float is expected
+    return isinstance(value, allowed)
+
+
+def read_parameters(notebook: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """The notebook's parameters from ``namespace``, checked against their declaration."""
+    declared = declared_parameters(notebook)
+    unknown = sorted(n for n, v in namespace.items() if not n.startswith("_") and n not in declared
+                     and n not in _KERNEL_NAMES and not isinstance(v, types.ModuleType))
+    if unknown:
+        raise ParameterError(f"{notebook}: unknown parameter(s) {', '.join(unknown)}; this notebook's parameters "
+                             f"are: {', '.join(declared)}")
+    values = {}
+    for name, d in declared.items():
+        if name not in namespace:
+            raise ParameterError(f"{notebook}: parameter {name} is not set; run the parameters cell first")
+        value = namespace[name]
+        if d.types != (type(None),) and not _type_ok(value, d.types):
+            kinds = " or ".join("None" if t is type(None) else t.__name__ for t in d.types)
+            raise ParameterError(f"parameter {name}={value!r}: expected {kinds} like the default {d.default!r} "
+                                 f"({d.comment})")
+        values[name] = value
+    return values
+
+
+def check_common(profile: str, seeds: Sequence[int], device: str, max_side: int | None,
+                 data_root: Any = None, results_dir: Any = None) -> None:
     """Checks shared by every notebook's parameters."""
+    for name, folder in (("data_root", data_root), ("results_dir", results_dir)):
+        check(folder is None or isinstance(folder, str), name, folder, "None or a folder path")
     check(profile in PROFILES, "profile", profile, f"one of {', '.join(PROFILES)}")
     check(isinstance(seeds, (list, tuple)) and len(seeds) > 0 and all(isinstance(s, int) for s in seeds),
           "seeds", seeds, "a non-empty list of integers")
     check(len(set(seeds)) == len(seeds), "seeds", seeds, "distinct seeds")
-    check(device == "auto" or device == "cpu" or str(device).startswith("cuda"), "device", device, "'auto', 'cpu' or 'cuda[:n]'")
-    check(max_side is None or (isinstance(max_side, int) and max_side >= 16), "max_side", max_side, "None or an integer >= 16")
+    check(device in ("auto", "cpu") or str(device).startswith("cuda"), "device", device, "'auto', 'cpu' or 'cuda[:n]'")
+    check(max_side is None or (isinstance(max_side, int) and max_side >= 16), "max_side", max_side,
+          "None or an integer >= 16")
+
+
+@dataclass
+class NotebookSetup:
+    """What a notebook run needs after its parameters: where results go, the device, the run
+    cache, and the options every ``runs.run_method`` / ``runs.run_grid`` call of it takes."""
+
+    notebook: str
+    parameters: dict[str, Any]
+    device: torch.device
+    report: Report
+    store: Path  # the run cache, shared by the profile's notebooks
+
+    @property
+    def profile(self) -> str:
+        return self.parameters["profile"]
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(self.parameters["seeds"])
+
+    @property
+    def folder(self) -> Path:
+        return self.report.folder
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """Keyword arguments of ``runs.run_method`` and ``runs.run_grid``."""
+        p = self.parameters
+        return {"max_side": p.get("max_side"), "device": self.device, "batch_size": p.get("batch_size") or None,
+                "progress": p.get("progress", True)}
+
+    def table(self, df, name: str, title: str, *, settings: Sequence[str] = (), **kwargs: Any):
+        """``Report.table`` with this run's seeds and the values of the parameters named in
+        ``settings`` in the caption; returns what the notebook should display."""
+        kwargs.setdefault("seeds", self.seeds)
+        values = {k: self.parameters[k] for k in settings}
+        self.report.table(df, name, title, settings=values, **kwargs)
+        return self.report.show(name)
+
+    def figure(self, fig, name: str, title: str) -> None:
+        """``Report.figure``: png + pdf, named in ``metrics.json``."""
+        self.report.figure(fig, name, title)
+
+
+def setup(notebook: str, namespace: Mapping[str, Any]) -> NotebookSetup:
+    """Read, check and record the parameters of ``notebook`` (see the module docstring), pick
+    the device and open ``results/<profile>/<notebook>/``."""
+    p = read_parameters(notebook, namespace)
+    check_common(p["profile"], p["seeds"], p["device"], p.get("max_side"), p.get("data_root"), p.get("results_dir"))
+    if "batch_size" in p:
+        check(isinstance(p["batch_size"], int) and p["batch_size"] >= 0, "batch_size", p["batch_size"],
+              "an integer >= 0 (0: the device's default)")
+    device = resolve_device(p["device"])
+    folder = paths.results_dir(p["profile"], notebook, p.get("results_dir"))
+    report = Report(folder, notebook, p["profile"], parameters={**p, "device": str(device)})
+    return NotebookSetup(notebook, p, device, report, folder.parent / "cache")
+
+
+def subset_note(what: str, taken: int, present: int, official: int | None = None) -> str:
+    """How a table names the images it ran on: all of a dataset, or which part of it."""
+    which = f"all {present}" if taken == present else f"the first {taken} (by id) of the {present}"
+    short = f" (a subset: the full dataset has {official})" if official is not None and present < official else ""
+    return f"{what}: {which} images present{short}"
 
 
 def evaluation_sets(
@@ -63,8 +216,7 @@ def evaluation_sets(
         else:
             subset = full[: bsds_images] if bsds_images > 0 else full[:]
             sets[full.name] = subset
-            which = "all" if len(subset) == len(full) else f"the first {len(subset)} (by id) of the"
-            notes[full.name] = f"BSDS500 {bsds_split}: {which} {len(full)} images, every human annotation"
+            notes[full.name] = subset_note(f"BSDS500 {bsds_split}, every human annotation", len(subset), len(full))
     if voc_images:
         try:
             voc = data.load("voc2012", root=data_root, ground_truth=voc_ground_truth, void=voc_void)
@@ -73,30 +225,41 @@ def evaluation_sets(
         else:
             subset = voc[: voc_images] if voc_images > 0 else voc[:]
             sets[voc.name] = subset
-            notes[voc.name] = (f"PASCAL VOC 2012: {len(subset)} of the study's 150 val images (lib/data/voc2012_val150.txt), "
-                               f"{voc_ground_truth} PNGs, void border {'not counted' if voc_void == 'drop' else 'kept as a segment'}")
+            void = "not counted" if voc_void == "drop" else "kept as a segment"
+            notes[voc.name] = (f"PASCAL VOC 2012: {len(subset)} of the study's 150 val images "
+                               f"(lib/data/voc2012_val150.txt), {voc_ground_truth} PNGs, void border {void}")
     if not sets:
         raise ParameterError("no evaluation images: set synthetic_images > 0 or make BSDS500 available")
     return sets, notes
 
 
-def run_grid(
-    methods: Iterable[Method], samples: Sequence[Sample], seeds: Sequence[int], store: str | Path,
-    *, desc: str = "configurations", progress: bool = True, keep_records: bool = True, evaluator: Any = None, **kwargs: Any,
-) -> tuple[pd.DataFrame, dict[str, list[Record]]]:
-    """Run every method config on ``samples``; return the per-run table and the records by config
-    (an empty dict with ``keep_records=False``, for large grids: read them back with ``run_method``).
+#: images in the full lesion datasets, to say when a copy is a subset
+LESION_DATASETS = {"ph2": ("PH2", 200), "lung_ct": ("Kaggle lung CT 2D", 267)}
 
-    Deterministic methods (``stochastic = False``) run with the first seed only.
-    """
-    methods = list(methods)
-    frames, records = [], {}
-    inner = progress and len(methods) <= 4
-    for m in tqdm(methods, desc=desc, disable=not progress or inner):
-        run_seeds = seeds if getattr(m, "stochastic", True) else list(seeds)[:1]
-        recs = run_method(m, samples, run_seeds, store, progress=inner, evaluator=evaluator, **kwargs)
-        if keep_records:
-            records[m.label()] = recs
-        summarize = evaluator.summarize if evaluator is not None else tables.summarize
-        frames.append(runs_table(m.name, m.label(), recs, form=getattr(m, "form", ""), summarize=summarize))
-    return pd.concat(frames, ignore_index=True), records
+
+def lesion_sets(*, synthetic_images: int, synthetic_size: Sequence[int], data_root: str | None = None,
+                **counts: int) -> tuple[dict[str, list[Sample]], dict[str, str]]:
+    """S3-Net's image sets and their caption notes: built-in synthetic lesions, and each lesion
+    dataset of ``counts`` (``ph2=N``, ``lung_ct=N``: the first N by id, -1 for all, 0 for none)
+    when present under the data root."""
+    sets: dict[str, list[Sample]] = {}
+    notes: dict[str, str] = {}
+    if synthetic_images:
+        syn = data.load("synthetic_lesions", n=synthetic_images, size=synthetic_size)
+        sets[syn.name] = list(syn)
+        notes[syn.name] = (f"synthetic lesions: {len(syn)} generated images of {synthetic_size[0]}x{synthetic_size[1]} "
+                           "with exact masks (built in)")
+    for name, count in counts.items():
+        if not count:
+            continue
+        what, official = LESION_DATASETS[name]
+        try:
+            full = data.load(name, root=data_root)
+        except DatasetNotFound as exc:
+            notes[name] = f"{what} not found, so it is left out of this run. {exc}"
+            continue
+        sets[name] = full[:count] if count > 0 else full[:]
+        notes[name] = subset_note(what, len(sets[name]), len(full), official)
+    if not sets:
+        raise ParameterError("no evaluation images: set synthetic_images > 0 or make a lesion dataset available")
+    return sets, notes

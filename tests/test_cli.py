@@ -11,7 +11,7 @@ from PIL import Image
 
 from conftest import write_fake_bsds
 from lib.cli import main
-from lib.io import read_label_map, save_label_map
+from lib.files import read_label_map, save_label_map
 from lib.metrics import image_miou, pooled_miou
 
 
@@ -75,21 +75,101 @@ def test_blank_predictions_give_the_published_sanity_numbers(bsds_root, tmp_path
     assert (round(got["all"], 4), round(got["fine"], 4), round(got["coarse"], 4)) == (0.0458, 0.0249, 0.1001)
 
 
-def test_segment_writes_16_bit_label_maps_and_overlays(tmp_path, capsys):
+def _two_halves(tmp_path, shape=(24, 32)) -> Path:
+    """A tiny image, black on the left and red on the right, with a little noise."""
     rng = np.random.default_rng(0)
-    image = np.zeros((24, 32, 3), np.uint8)
-    image[:, 16:] = (200, 40, 40)
+    image = np.zeros((*shape, 3), np.uint8)
+    image[:, shape[1] // 2 :] = (200, 40, 40)
     image = np.clip(image + rng.normal(0, 5, image.shape), 0, 255).astype(np.uint8)
     src = tmp_path / "two_halves.png"
     Image.fromarray(image).save(src)
+    return src
+
+
+def test_segment_writes_16_bit_label_maps_and_overlays(tmp_path, capsys):
+    src = _two_halves(tmp_path)
     out = tmp_path / "out"
-    code, stdout, _ = _run(capsys, "segment", "--iterations", "2", "--device", "cpu", "--quiet", "--out", str(out), str(src))
+    code, stdout, _ = _run(capsys, "segment", "--iterations", "2", "--device", "cpu", "--quiet", "--out", str(out),
+                           str(src))
     assert code == 0 and "two_halves" in stdout
+    assert "kanezaki2018 paper" in stdout  # the default method and its default form
     with Image.open(out / "two_halves.png") as im:
         assert im.mode.startswith("I;16") and im.size == (32, 24)
     labels = read_label_map(out / "two_halves.png")
     assert labels.shape == (24, 32) and labels.max() < 100
     assert (out / "two_halves_overlay.png").is_file()
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--method", "kanezaki2018", "--form", "code"], "kanezaki2018 code M=2"),
+    (["--method", "kim2020"], "kim2020 code mu=5 M=3"),  # kim2020: code form, mu 5 by default
+    (["--method", "kim2020", "--form", "paper", "--mu", "2", "--layers", "1"], "kim2020 paper mu=2 M=1"),
+    (["--method", "dynamicseg", "--scheme", "fsf"], "dynamicseg FSF code q'/15 M=3"),  # the paper's best mu
+    (["--method", "dynamicseg", "--scheme", "scf"], "dynamicseg SCF code 100/q' M=3"),
+    (["--method", "s3net"], "s3net paper"),
+])
+def test_segment_runs_each_method(tmp_path, capsys, argv, expected):
+    src = _two_halves(tmp_path)
+    out = tmp_path / "out"
+    code, stdout, err = _run(capsys, "segment", *argv, "--iterations", "2", "--device", "cpu", "--quiet",
+                             "--out", str(out), str(src))
+    assert code == 0, err
+    lines = stdout.splitlines()
+    assert len(lines) == 1 and "two_halves" in lines[0] and expected in lines[0]
+    assert "after 2 iterations" in lines[0]
+    labels = read_label_map(out / "two_halves.png")
+    assert labels.shape == (24, 32) and np.issubdtype(labels.dtype, np.integer)
+    assert (out / "two_halves_overlay.png").is_file()
+
+
+def test_segment_s3net_code_form_labels_come_back_at_the_image_size(tmp_path, capsys):
+    """The code form runs at 256 x 256; the label map and the overlay are brought back to 24 x 32."""
+    src = _two_halves(tmp_path)
+    out = tmp_path / "out"
+    code, stdout, err = _run(capsys, "segment", "--method", "s3net", "--form", "code", "--iterations", "2",
+                             "--device", "cpu", "--quiet", "--out", str(out), str(src))
+    assert code == 0, err
+    assert "s3net code" in stdout
+    assert read_label_map(out / "two_halves.png").shape == (24, 32)
+    with Image.open(out / "two_halves_overlay.png") as im:
+        assert im.size == (32, 24)
+
+
+def test_segment_max_side_still_writes_at_the_image_size(tmp_path, capsys):
+    src = _two_halves(tmp_path)
+    out = tmp_path / "out"
+    code, _, err = _run(capsys, "segment", "--max-side", "16", "--iterations", "2", "--layers", "1", "--device", "cpu",
+                        "--quiet", "--out", str(out), str(src))
+    assert code == 0, err
+    assert read_label_map(out / "two_halves.png").shape == (24, 32)
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["--method", "kanezaki2018", "--scheme", "fsf"], "--scheme"),
+    (["--method", "kim2020", "--scheme", "scf"], "--scheme"),
+    (["--method", "s3net", "--layers", "2"], "--layers"),
+    (["--method", "s3net", "--mu", "5"], "--mu"),
+    (["--method", "kanezaki2018", "--mu", "5"], "--mu"),
+    (["--method", "dynamicseg"], "--scheme"),  # no scheme: refused, not a silent default
+    (["--method", "kim2020", "--mu", "0"], "--mu"),
+    (["--iterations", "0"], "--iterations"),
+    (["--batch", "0"], "--batch"),
+])
+def test_segment_refuses_options_that_do_not_apply(tmp_path, capsys, argv, option):
+    src = _two_halves(tmp_path)
+    out = tmp_path / "out"
+    code, stdout, err = _run(capsys, "segment", *argv, "--device", "cpu", "--quiet", "--out", str(out), str(src))
+    assert code == 2 and option in err and err.startswith("error: ")
+    assert not stdout and not out.exists()  # refused before anything ran or was written
+
+
+def test_segment_has_no_variant_option(tmp_path, capsys):
+    """``--variant`` was renamed ``--form``: argparse refuses it (exit code 2)."""
+    src = _two_halves(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(["segment", "--variant", "code", "--out", str(tmp_path / "out"), str(src)])
+    assert exc.value.code == 2
+    assert "--variant" in capsys.readouterr().err
 
 
 def test_segment_refuses_a_missing_image(tmp_path, capsys):

@@ -46,21 +46,25 @@ def test_the_authors_file_named_scf_runs_the_fsf_formula():
     assert continuity_weight("scf", mu, q).item() != pytest.approx(30 / 15)
 
 
-def test_names_match_the_reported_table_rows():
-    from lib.reported import reported
+def test_typed_columns_join_the_reported_table_rows():
+    from lib.methods.base import columns
+    from lib.reported import paper_number
 
-    rows = set(reported("dynamicseg").method)
-    for m in (Kim2020(5), DynamicSeg("scf", 100), DynamicSeg("scf", 50), DynamicSeg("fsf", 10), DynamicSeg("fsf", 15)):
-        assert m.name in rows, m.name
-    assert Kim2020(1).name not in rows  # the reported Kim row is mu = 5 only
+    expected = {(Kim2020(5), 0.305), (DynamicSeg("scf", 100), 0.329), (DynamicSeg("fsf", 15), 0.349)}
+    for m, value in expected:  # DynamicSeg Table I, BSDS500 "All"
+        assert paper_number("dynamicseg", columns(m), "bsds500/test", "miou_all") == value, m.label()
+    # the reported Kim row is mu = 5 only; an FSF row is not an SCF row of the same mu
+    assert np.isnan(paper_number("dynamicseg", columns(Kim2020(1)), "bsds500/test", "miou_all"))
+    assert np.isnan(paper_number("dynamicseg", columns(DynamicSeg("fsf", 100)), "bsds500/test", "miou_all"))
+    assert np.isnan(paper_number("dynamicseg", columns(Kim2020(5)), "bsds500/train", "miou_all"))
     assert DynamicSeg("fsf", 15).label() == "dynamicseg FSF code q'/15 M=3"
 
 
 def test_forms_differ_only_in_the_stop_rule():
-    code, paper = ContinuityConfig.for_variant("code"), ContinuityConfig.for_variant("paper")
+    code, paper = ContinuityConfig.for_form("code"), ContinuityConfig.for_form("paper")
     assert (code.min_labels, code.iterations) == (3, 1000)
     assert paper.min_labels is None
-    assert {k for k in vars(code) if getattr(code, k) != getattr(paper, k)} == {"variant", "min_labels"}
+    assert {k for k in vars(code) if getattr(code, k) != getattr(paper, k)} == {"form", "min_labels"}
     with pytest.raises(ValueError, match="scheme"):
         DynamicSeg("fixed", 5)
     with pytest.raises(ValueError, match="mu"):
@@ -70,7 +74,7 @@ def test_forms_differ_only_in_the_stop_rule():
 def test_runs_and_records_weights_batch_invariant():
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (16, 20, 3), dtype=np.uint8) for _ in range(2)]
-    m = DynamicSeg("scf", 50, iterations=3, n_layers=2, variant="paper")
+    m = DynamicSeg("scf", 50, iterations=3, n_layers=2, form="paper")
     both = m.run(images, [(0, "a"), (0, "b")], torch.device("cpu"))
     one = m.run(images[1:], [(0, "b")], torch.device("cpu"))
     assert [o.iterations for o in both] == [3, 3]
@@ -104,5 +108,5 @@ def test_code_form_stops_early_with_the_labels_rule():
     image = np.random.default_rng(2).integers(0, 256, (12, 16, 3), dtype=np.uint8)
     out = Kim2020(5, min_labels=1000, iterations=50, n_layers=1).run([image], [(0, "y")], torch.device("cpu"))[0]
     assert out.iterations == 1  # q' <= 1000 after the first update: stop, well before the cap
-    paper = Kim2020(5, variant="paper", iterations=4, n_layers=1).run([image], [(0, "y")], torch.device("cpu"))[0]
+    paper = Kim2020(5, form="paper", iterations=4, n_layers=1).run([image], [(0, "y")], torch.device("cpu"))[0]
     assert paper.iterations == 4

@@ -84,7 +84,7 @@ def test_code_form_on_a_staged_ph2_image_stops_like_the_authors_log():
     if root is None or not (root / "ph2").is_dir():
         pytest.skip("staged PH2 not available")
     s = load("ph2", root=root)[0]
-    r = S3Net(variant="code").optimise([s.image], [(0, s.key)], torch.device("cpu"))
+    r = S3Net(form="code").optimise([s.image], [(0, s.key)], torch.device("cpu"))
     assert 6 <= int(r.iterations[0]) <= 12 and int(r.n_labels[0]) <= 3
     assert r.label_history[0][0] > 40  # it starts from most of the 64 classes
 

@@ -11,11 +11,17 @@ import torch
 
 from lib.data.synthetic import SyntheticScenes
 from lib.losses import pseudo_label_cross_entropy
-from lib.loops import count_labels, self_train
+from lib.loops import count_labels, self_train, stop_at_labels
 from lib.methods import Kanezaki2018
 from lib.methods.kanezaki2018 import Kanezaki2018Config
 from lib.models import Kanezaki2018Net
 from lib.runtime import generator
+
+
+def CE(response, labels, n_labels):
+    """The loop's plain loss: cross-entropy to the argmax."""
+    return pseudo_label_cross_entropy(response, labels)
+
 
 SMALL = dict(n_layers=2, channels=10, classes=12)
 
@@ -156,7 +162,7 @@ def test_count_labels_hand_case():
 
 def test_fixed_iterations_without_stop_rule():
     net = _net("ab")
-    result = self_train(net, _images(2), iterations=4, lr=0.1, momentum=0.9, min_labels=None)
+    result = self_train(net, _images(2), iterations=4, lr=0.1, momentum=0.9, loss=CE)
     np.testing.assert_array_equal(result.iterations, [4, 4])
     assert result.loss_history.shape == (2, 4) and np.isfinite(result.loss_history).all()
     assert result.label_history.shape == (2, 4)
@@ -172,12 +178,12 @@ def test_zero_iterations_returns_initial_labels():
     x = _images(2)
     with torch.no_grad():
         initial = net(x).argmax(1).numpy()
-    result = self_train(net, x, iterations=0, lr=0.1, momentum=0.9)
+    result = self_train(net, x, iterations=0, lr=0.1, momentum=0.9, loss=CE)
     np.testing.assert_array_equal(result.labels, initial)
     np.testing.assert_array_equal(result.iterations, [0, 0])
     assert result.loss_history.shape == (2, 0)
     with pytest.raises(ValueError):
-        self_train(net, x, iterations=-1, lr=0.1, momentum=0.9)
+        self_train(net, x, iterations=-1, lr=0.1, momentum=0.9, loss=CE)
 
 
 def test_stop_rule_after_one_update_keeps_labels_of_that_update():
@@ -185,7 +191,8 @@ def test_stop_rule_after_one_update_keeps_labels_of_that_update():
     net = _net("ab")
     twin = copy.deepcopy(net)
     # every image has <= 10**6 labels: each stops after its first update
-    result = self_train(net, x, iterations=5, lr=0.1, momentum=0.9, min_labels=10**6)
+    result = self_train(net, x, iterations=5, lr=0.1, momentum=0.9, loss=CE,
+                        stop=stop_at_labels(10**6))
     np.testing.assert_array_equal(result.iterations, [1, 1])
     assert result.loss_history.shape == (2, 1)
 
@@ -207,7 +214,7 @@ def test_stop_rule_after_one_update_keeps_labels_of_that_update():
 def test_one_step_changes_every_models_parameters():
     net = _net("abc")
     before = [w.detach().clone() for _, _, w, _, _, _ in _per_model_slices(net)]
-    self_train(net, _images(3), iterations=1, lr=0.1, momentum=0.9)
+    self_train(net, _images(3), iterations=1, lr=0.1, momentum=0.9, loss=CE)
     after = list(_per_model_slices(net))
     assert len(after) == len(before) == 3 * 3  # 2 conv components + classifier, 3 models each
     for old, (name, b, w, _, _, _) in zip(before, after):
@@ -245,7 +252,8 @@ def test_stopped_image_keeps_its_recorded_labels_while_others_go_on():
         return target
 
     T = 12
-    result = self_train(model, torch.zeros(2, 3, 2, 2), iterations=T, lr=1.0, momentum=0.9, refine=refine, min_labels=1)
+    result = self_train(model, torch.zeros(2, 3, 2, 2), iterations=T, lr=1.0, momentum=0.9,
+                        loss=lambda r, labels, q: CE(r, refine(labels), q), stop=stop_at_labels(1))
     np.testing.assert_array_equal(result.iterations, [1, T])
     np.testing.assert_array_equal(result.labels[0], np.zeros((2, 2)))  # labels after its 1 update
     np.testing.assert_array_equal(result.labels[1], [[0, 2], [0, 2]])
@@ -274,7 +282,7 @@ def test_method_results_do_not_depend_on_batch_companions():
     scenes = SyntheticScenes(n=2, size=(24, 32), seed=0)
     images = [scenes[0].image, scenes[1].image]
     seeds = [(0, "a"), (0, "b")]
-    method = Kanezaki2018(variant="paper", iterations=3)
+    method = Kanezaki2018(form="paper", iterations=3)
     cpu = torch.device("cpu")
     together = method.run(images, seeds, cpu)
     alone = [method.run([im], [s], cpu)[0] for im, s in zip(images, seeds)]
@@ -294,8 +302,8 @@ def test_method_refuses_mixed_sizes():
 
 
 def test_code_and_paper_forms():
-    paper = Kanezaki2018Config.for_variant("paper")
-    code = Kanezaki2018Config.for_variant("code")
+    paper = Kanezaki2018Config.for_form("paper")
+    code = Kanezaki2018Config.for_form("code")
     assert (paper.bgr, paper.init, paper.response_affine, paper.min_labels, paper.iterations, paper.compactness) == (
         False, "xavier", False, None, 500, 10.0)
     assert (code.bgr, code.init, code.response_affine, code.min_labels, code.iterations, code.compactness) == (
@@ -303,11 +311,11 @@ def test_code_and_paper_forms():
     for cfg in (paper, code):  # shared settings
         assert (cfg.n_layers, cfg.channels, cfg.classes, cfg.lr, cfg.momentum, cfg.n_superpixels) == (
             2, 100, 100, 0.1, 0.9, 10_000)
-    # overrides apply; None keeps the variant's value
-    assert Kanezaki2018Config.for_variant("code", iterations=7, min_labels=None).iterations == 7
-    assert Kanezaki2018Config.for_variant("code", min_labels=None).min_labels == 3
+    # overrides apply; None keeps the form's value
+    assert Kanezaki2018Config.for_form("code", iterations=7, min_labels=None).iterations == 7
+    assert Kanezaki2018Config.for_form("code", min_labels=None).min_labels == 3
     with pytest.raises(ValueError):
-        Kanezaki2018Config.for_variant("demo")
+        Kanezaki2018Config.for_form("demo")
     # K scales with the pixel count; a full BSDS500 image gets K = 10,000
     assert paper.superpixels_for(321, 481) == 10_000
     assert paper.superpixels_for(24, 32) == round(10_000 * 24 * 32 / (481 * 321))
@@ -315,8 +323,8 @@ def test_code_and_paper_forms():
 
 def test_code_form_feeds_bgr_to_the_network():
     image = SyntheticScenes(n=1, size=(24, 32))[0].image
-    x_paper, _ = Kanezaki2018(variant="paper").prepare([image], torch.device("cpu"))
-    x_code, _ = Kanezaki2018(variant="code").prepare([image], torch.device("cpu"))
+    x_paper, _ = Kanezaki2018(form="paper").prepare([image], torch.device("cpu"))
+    x_code, _ = Kanezaki2018(form="code").prepare([image], torch.device("cpu"))
     expected = torch.from_numpy(image.astype(np.float32) / 255).permute(2, 0, 1)
     _close(x_paper[0], expected)
     _close(x_code[0], expected.flip(0))

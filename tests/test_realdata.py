@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lib import data
-from lib.evaluation import summarize
+from lib.evaluation import RegionEvaluator, summarize
 from lib.methods import Blank, Felzenszwalb, KMeansWindows, Kanezaki2018
 from lib.runs import run_method
 
@@ -22,10 +22,10 @@ def two_images(bsds_root):
     return data.load("bsds500", root=bsds_root, split="test", limit=2)[:]
 
 
-@pytest.mark.parametrize("method", [Kanezaki2018(variant="code", iterations=15), KMeansWindows(3, 6), Felzenszwalb(500)],
+@pytest.mark.parametrize("method", [Kanezaki2018(form="code", iterations=15), KMeansWindows(3, 6), Felzenszwalb(500)],
                          ids=lambda m: m.name)
 def test_methods_beat_the_blank_prediction_on_real_images(method, two_images, tmp_path):
-    kw = dict(max_side=96, device=torch.device("cpu"), progress=False)
+    kw = dict(evaluator=RegionEvaluator(), max_side=96, device=torch.device("cpu"), progress=False)
     recs = run_method(method, two_images, [0], tmp_path, keep_labels=True, **kw)
     blank = summarize(r.evaluation for r in run_method(Blank(), two_images, [0], tmp_path, **kw))
     got = summarize(r.evaluation for r in recs)
@@ -38,7 +38,7 @@ def test_methods_beat_the_blank_prediction_on_real_images(method, two_images, tm
 
 def test_full_resolution_kanezaki_iteration_on_a_real_image(two_images):
     """The paper profile's path: one full-size 481 x 321 image, K = 10,000 superpixels."""
-    method = Kanezaki2018(variant="paper", iterations=1)
+    method = Kanezaki2018(form="paper", iterations=1)
     x, vote = method.prepare([two_images[0].image], torch.device("cpu"))
     assert tuple(x.shape[2:]) == two_images[0].shape
     assert 8_000 <= vote.n_superpixels <= 11_000  # SLIC gives about K (here 8,538 at compactness 10)

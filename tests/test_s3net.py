@@ -12,7 +12,7 @@ from lib.losses import (edge_aware_continuity, edge_disagreement_constant, head_
                         random_affine, transformation_consistency, warp)
 from lib.methods import S3Net
 from lib.methods.s3net import S3NetConfig
-from lib.models.s3net import ILKA, S3Net as S3NetModel, deform_conv3x3_sampled
+from lib.models.s3net import ILKA, S3NetNetwork as S3NetModel, deform_conv3x3_sampled
 from lib.runtime import generator
 
 SMALL = dict(channels=6, classes=5, n_blocks=1)
@@ -78,7 +78,7 @@ def test_code_form_edge_loss_has_no_gradient():
     assert torch.equal(g_ce, g_both)
     # and so training with it is training without it: identical labels, identical losses up to the constant
     image = np.random.default_rng(0).integers(0, 256, (24, 24, 3), dtype=np.uint8)
-    kw = dict(variant="code", size=24, iterations=4, min_labels=0, use_at=False, **SMALL)
+    kw = dict(form="code", size=24, iterations=4, min_labels=0, use_at=False, **SMALL)
     with_s = S3Net(use_s=True, **kw).run([image], [(0, "x")], torch.device("cpu"))[0]
     without = S3Net(use_s=False, **kw).run([image], [(0, "x")], torch.device("cpu"))[0]
     np.testing.assert_array_equal(with_s.labels, without.labels)
@@ -120,15 +120,16 @@ def test_edge_aware_continuity_on_a_flat_image_is_kims_continuity():
 
 
 def test_forms_and_stop_rule():
-    paper, code = S3NetConfig.for_variant("paper"), S3NetConfig.for_variant("code")
+    paper, code = S3NetConfig.for_form("paper"), S3NetConfig.for_form("code")
     assert (paper.lr, code.lr) == (0.36, 0.2)
     assert (code.ce_weight, code.at_weight, code.s_weight) == (3.5, 0.2, 4.0)
     assert (code.offsets, code.size, code.bgr) == ("code", 256, True)
     assert paper.iterations == code.iterations == 50 and paper.min_iterations == code.min_iterations == 6
     image = np.random.default_rng(3).integers(0, 256, (16, 16, 3), dtype=np.uint8)
-    out = S3Net(variant="code", size=16, min_labels=10**6, **SMALL).run([image], [(0, "s")], torch.device("cpu"))[0]
+    out = S3Net(form="code", size=16, min_labels=10**6, **SMALL).run([image], [(0, "s")], torch.device("cpu"))[0]
     assert out.iterations == 6  # the code breaks after the update of batch_idx 5 (0-based) at the earliest
-    assert S3Net(variant="code", use_at=False).name == "s3net CE+S" and S3Net().name == "s3net"
+    assert S3Net(form="code", use_at=False).params()["losses"] == "CE+S" and S3Net().params()["losses"] == "CE+AT+S"
+    assert S3Net(form="code", use_at=False).name == S3Net().name == "s3net"  # the losses are a column
 
 
 def test_transformation_consistency_pulls_towards_the_transformed_prediction():

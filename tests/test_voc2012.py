@@ -67,7 +67,7 @@ def test_cli_evaluates_voc(tmp_path, capsys):
     import json
 
     from lib.cli import main
-    from lib.io import save_label_map
+    from lib.files import save_label_map
 
     written = write_fake_voc(tmp_path)
     pred = tmp_path / "pred"

@@ -66,6 +66,7 @@ def kmeans(features: torch.Tensor, k: int, gen: torch.Generator, max_iter: int =
 
 class KMeansWindows:
     name = "k-means"
+    form = ""
     batchable = False
     stochastic = True  # k-means++ seeding
 
@@ -73,7 +74,7 @@ class KMeansWindows:
         self.window, self.k, self.max_iter = window, k, max_iter
 
     def params(self) -> dict[str, Any]:
-        return {"window": self.window, "k": self.k, "max_iter": self.max_iter, "init": "k-means++"}
+        return {"window": self.window, "k": self.k, "max_iter": self.max_iter, "seeding": "k-means++"}
 
     def label(self) -> str:
         return f"k-means ({self.window},{self.k})"
@@ -90,6 +91,7 @@ class KMeansWindows:
 
 class Felzenszwalb:
     name = "GS"
+    form = ""
     batchable = False
     stochastic = False  # the same segmentation for every seed
 
@@ -112,6 +114,7 @@ class Blank:
     Coarse .1001 on the 200 BSDS500 test images, as published with Kim et al.'s script)."""
 
     name = "blank"
+    form = ""
     batchable = False
     stochastic = False
 

@@ -1,6 +1,6 @@
 """Kanezaki, "Unsupervised image segmentation by backpropagation", ICASSP 2018.
 
-Two forms, chosen by ``variant``:
+Two forms, chosen by ``form``:
 
 ========================  ==================================  ==========================================
                           ``paper`` (the text)                ``code`` (authors' demo.py, @478e67e)
@@ -36,11 +36,12 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..loops import LoopResult, self_train
+from ..losses import pseudo_label_cross_entropy
+from ..loops import LoopResult, self_train, stop_at_labels
 from ..models import Kanezaki2018Net
 from ..runtime import generator
 from ..superpixels import SuperpixelVote, slic_superpixels
-from .base import Output, loop_outputs, variant_config
+from .base import Output, loop_outputs, form_config
 
 #: pixels of a BSDS500 image, for which the paper's K = 10,000 is given
 BSDS_PIXELS = 481 * 321
@@ -48,7 +49,7 @@ BSDS_PIXELS = 481 * 321
 
 @dataclass(frozen=True)
 class Kanezaki2018Config:
-    variant: str = "paper"
+    form: str = "paper"
     n_layers: int = 2  # M
     channels: int = 100  # p
     classes: int = 100  # q
@@ -63,11 +64,11 @@ class Kanezaki2018Config:
     response_affine: bool = False
 
     @classmethod
-    def for_variant(cls, variant: str = "paper", **overrides: Any) -> "Kanezaki2018Config":
+    def for_form(cls, form: str = "paper", **overrides: Any) -> "Kanezaki2018Config":
         """The paper's or the authors' code's settings, with ``overrides`` applied (None = keep)."""
-        code = lambda: cls(variant="code", iterations=1000, min_labels=3, compactness=100.0, bgr=True,  # noqa: E731
+        code = lambda: cls(form="code", iterations=1000, min_labels=3, compactness=100.0, bgr=True,  # noqa: E731
                            init="default", response_affine=True)
-        return variant_config(variant, {"paper": cls, "code": code}, overrides)
+        return form_config(form, {"paper": cls, "code": code}, overrides)
 
     def superpixels_for(self, height: int, width: int) -> int:
         return max(1, round(self.n_superpixels * height * width / BSDS_PIXELS))
@@ -100,17 +101,17 @@ class Kanezaki2018:
     stochastic = True  # random initial weights
 
     def __init__(self, config: Kanezaki2018Config | None = None, **overrides: Any):
-        self.config = config or Kanezaki2018Config.for_variant(**overrides)
+        self.config = config or Kanezaki2018Config.for_form(**overrides)
 
     @property
     def form(self) -> str:
-        return self.config.variant
+        return self.config.form
 
     def params(self) -> dict[str, Any]:
         return asdict(self.config)
 
     def label(self) -> str:
-        return f"kanezaki2018 {self.config.variant} M={self.config.n_layers}"
+        return f"kanezaki2018 {self.config.form} M={self.config.n_layers}"
 
     def prepare(self, images: Sequence[np.ndarray], device: torch.device) -> tuple[torch.Tensor, SuperpixelVote]:
         """Input tensor (channel order and scale of the chosen form) and the superpixel vote."""
@@ -132,10 +133,12 @@ class Kanezaki2018:
         cfg = self.config
         x, vote = self.prepare(images, device)
         model = self.build_model(seeds, device)
-        return self_train(
-            model, x, iterations=cfg.iterations, lr=cfg.lr, momentum=cfg.momentum, refine=vote,
-            min_labels=cfg.min_labels, progress=progress, desc=self.label(), snapshots=snapshots,
-        )
+        def loss(response: torch.Tensor, labels: torch.Tensor, n_labels: torch.Tensor) -> torch.Tensor:
+            return pseudo_label_cross_entropy(response, vote(labels))  # CE(y', c'), Algorithm 1
+
+        stop = stop_at_labels(cfg.min_labels) if cfg.min_labels is not None else None
+        return self_train(model, x, iterations=cfg.iterations, lr=cfg.lr, momentum=cfg.momentum,
+                          loss=loss, stop=stop, progress=progress, desc=self.label(), snapshots=snapshots)
 
     def run(self, images: Sequence[np.ndarray], seeds: Sequence[Any], device: torch.device, progress: bool = False) -> list[Output]:
         return loop_outputs(self.optimise(images, seeds, device, progress))

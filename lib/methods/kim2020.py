@@ -32,9 +32,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..losses import continuity_loss
-from ..loops import LoopResult, self_train
-from .base import Output, loop_outputs, variant_config
+from ..losses import continuity_loss, pseudo_label_cross_entropy
+from ..loops import LoopResult, self_train, stop_at_labels
+from .base import Output, loop_outputs, form_config
 from .kanezaki2018 import build_networks, input_tensor
 
 SCHEMES = ("fixed", "fsf", "scf")
@@ -58,7 +58,7 @@ def continuity_weight(scheme: str, mu: float, n_labels: torch.Tensor) -> torch.T
 
 @dataclass(frozen=True)
 class ContinuityConfig:
-    variant: str = "code"
+    form: str = "code"
     scheme: str = "fixed"
     mu: float = 5.0
     n_layers: int = 3  # M
@@ -74,8 +74,8 @@ class ContinuityConfig:
     response_affine: bool = True
 
     @classmethod
-    def for_variant(cls, variant: str = "code", **overrides: Any) -> "ContinuityConfig":
-        cfg = variant_config(variant, {"paper": lambda: cls(variant="paper", min_labels=None), "code": cls}, overrides)
+    def for_form(cls, form: str = "code", **overrides: Any) -> "ContinuityConfig":
+        cfg = form_config(form, {"paper": lambda: cls(form="paper", min_labels=None), "code": cls}, overrides)
         if cfg.scheme not in SCHEMES:
             raise ValueError(f"scheme={cfg.scheme!r}: use one of {', '.join(SCHEMES)}")
         if cfg.mu <= 0:
@@ -94,19 +94,17 @@ class ContinuityClustering:
     stochastic = True
 
     def __init__(self, config: ContinuityConfig | None = None, **overrides: Any):
-        self.config = config or ContinuityConfig.for_variant(**overrides)
+        self.config = config or ContinuityConfig.for_form(**overrides)
 
     @property
     def name(self) -> str:
-        """The family, spelled as the reported tables spell it (``lib/reported/dynamicseg.csv``)."""
-        cfg = self.config
-        if cfg.scheme == "fixed":
-            return f"kim2020 {weight_formula(cfg.scheme, cfg.mu)}"
-        return f"dynamicseg {cfg.scheme.upper()} {weight_formula(cfg.scheme, cfg.mu)}"
+        """"kim2020" for the fixed weight, "dynamicseg" for FSF and SCF (``scheme`` and ``mu``
+        are columns of their own)."""
+        return "kim2020" if self.config.scheme == "fixed" else "dynamicseg"
 
     @property
     def form(self) -> str:
-        return self.config.variant
+        return self.config.form
 
     def params(self) -> dict[str, Any]:
         return asdict(self.config)
@@ -115,7 +113,7 @@ class ContinuityClustering:
         cfg = self.config
         method = "kim2020" if cfg.scheme == "fixed" else f"dynamicseg {cfg.scheme.upper()}"
         extra = "" if cfg.continuity == "l1" else f" {cfg.continuity}"
-        return f"{method} {cfg.variant} {weight_formula(cfg.scheme, cfg.mu)} M={cfg.n_layers}{extra}"
+        return f"{method} {cfg.form} {weight_formula(cfg.scheme, cfg.mu)} M={cfg.n_layers}{extra}"
 
     def weights(self, label_history: np.ndarray) -> np.ndarray:
         """The continuity weight used at each iteration, from the recorded label counts q'."""
@@ -129,13 +127,15 @@ class ContinuityClustering:
             raise ValueError("a batch must hold images of one size; the runner groups them by shape")
         cfg = self.config
 
-        def weighted_continuity(response: torch.Tensor, n_labels: torch.Tensor) -> torch.Tensor:
-            return continuity_weight(cfg.scheme, cfg.mu, n_labels) * continuity_loss(response, cfg.continuity)
+        def loss(response: torch.Tensor, labels: torch.Tensor, n_labels: torch.Tensor) -> torch.Tensor:
+            weight = continuity_weight(cfg.scheme, cfg.mu, n_labels)  # w(q'), Eqs. (2)-(3)
+            return pseudo_label_cross_entropy(response, labels) + weight * continuity_loss(response, cfg.continuity)
 
+        stop = stop_at_labels(cfg.min_labels) if cfg.min_labels is not None else None
         return self_train(
             build_networks(cfg, seeds, device), input_tensor(images, cfg.bgr, device),
-            iterations=cfg.iterations, lr=cfg.lr, momentum=cfg.momentum, extra_loss=weighted_continuity,
-            min_labels=cfg.min_labels, progress=progress, desc=self.label(), snapshots=snapshots,
+            iterations=cfg.iterations, lr=cfg.lr, momentum=cfg.momentum, loss=loss, stop=stop,
+            progress=progress, desc=self.label(), snapshots=snapshots,
         )
 
     def run(self, images: Sequence[np.ndarray], seeds: Sequence[Any], device: torch.device, progress: bool = False) -> list[Output]:

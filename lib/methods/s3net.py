@@ -4,7 +4,7 @@ of ``lib/models/s3net.py`` and three losses,
 
     L = w_ce CE(y', argmax y') + w_at L_AT + w_s L_S.
 
-Forms (``variant``; the loss form can be chosen apart with ``loss_form`` for Table 2):
+Forms (``form``; the loss form can be chosen apart with ``loss_form`` for Table 2):
 
 =================  ====================================  =========================================
                    ``paper``                             ``code`` (mindflow-institue/SSCT @07760c7)
@@ -43,16 +43,17 @@ import numpy as np
 import torch
 from skimage.transform import resize
 
-from ..loops import LoopResult, self_train
-from ..losses import edge_aware_continuity, edge_disagreement_constant, head_consistency, random_affine, transformation_consistency
-from ..models import S3Net as S3NetModel
+from ..loops import LoopResult, self_train, stop_at_labels
+from ..losses import (edge_aware_continuity, edge_disagreement_constant, head_consistency, pseudo_label_cross_entropy,
+                      random_affine, transformation_consistency)
+from ..models import S3NetNetwork
 from ..runtime import generator
-from .base import Output, loop_outputs, variant_config
+from .base import Output, loop_outputs, form_config
 
 
 @dataclass(frozen=True)
 class S3NetConfig:
-    variant: str = "paper"
+    form: str = "paper"
     loss_form: str = "paper"  # "paper" or "code" forms of L_AT and L_S
     channels: int = 64
     classes: int = 64
@@ -77,10 +78,10 @@ class S3NetConfig:
     edge_sigma: float = 0.1  # grey-level scale of the paper form's L_S weights
 
     @classmethod
-    def for_variant(cls, variant: str = "paper", **overrides: Any) -> "S3NetConfig":
-        code = lambda: cls(variant="code", loss_form="code", lr=0.2, ce_weight=3.5, at_weight=0.2, s_weight=4.0,  # noqa: E731
+    def for_form(cls, form: str = "paper", **overrides: Any) -> "S3NetConfig":
+        code = lambda: cls(form="code", loss_form="code", lr=0.2, ce_weight=3.5, at_weight=0.2, s_weight=4.0,  # noqa: E731
                            offsets="code", size=256, bgr=True)
-        cfg = variant_config(variant, {"paper": cls, "code": code}, overrides)
+        cfg = form_config(form, {"paper": cls, "code": code}, overrides)
         if cfg.loss_form not in ("paper", "code"):
             raise ValueError(f"loss_form={cfg.loss_form!r}: use 'paper' or 'code'")
         return cfg
@@ -91,23 +92,18 @@ class S3Net:
     stochastic = True
 
     def __init__(self, config: S3NetConfig | None = None, **overrides: Any):
-        self.config = config or S3NetConfig.for_variant(**overrides)
+        self.config = config or S3NetConfig.for_form(**overrides)
 
-    @property
-    def name(self) -> str:
-        """The family as the reported tables name it: "s3net" with all three losses (Table 1 and
-        Table 2's last row), "s3net CE", "s3net CE+AT", "s3net CE+S" otherwise (Table 2)."""
-        losses = self.losses()
-        return "s3net" if losses == "CE+AT+S" else f"s3net {losses}"
+    name = "s3net"
 
     @property
     def form(self) -> str:
-        """The variant; "<variant>, <loss form> losses" when the loss form is the other one."""
-        cfg = self.config
-        return cfg.variant if cfg.loss_form == cfg.variant else f"{cfg.variant}, {cfg.loss_form} losses"
+        """The setting (input, offsets, optimiser, weights); the loss form is ``loss_form``."""
+        return self.config.form
 
     def params(self) -> dict[str, Any]:
-        return asdict(self.config)
+        """The configuration, and ``losses`` (CE, CE+AT, CE+S or CE+AT+S), Table 2's row key."""
+        return {**asdict(self.config), "losses": self.losses()}
 
     def losses(self) -> str:
         """The loss terms in use, as Table 2 names them: CE, CE+AT, CE+S or CE+AT+S."""
@@ -116,7 +112,7 @@ class S3Net:
 
     def label(self) -> str:
         cfg = self.config
-        return f"s3net {cfg.variant} {self.losses()} ({cfg.loss_form} losses)"
+        return f"s3net {cfg.form} {self.losses()} ({cfg.loss_form} losses)"
 
     def input_images(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """The images as the network sees them (the code form resizes to size x size, cubic)."""
@@ -135,13 +131,18 @@ class S3Net:
         seeds = [s if isinstance(s, tuple) else (s,) for s in seeds]
         x = torch.from_numpy(np.stack([a[..., ::-1] if cfg.bgr else a for a in arrays]).copy()).permute(0, 3, 1, 2)
         x = x.float().div(255).to(device).contiguous(memory_format=torch.channels_last)
-        model = S3NetModel(n_models=len(arrays), channels=cfg.channels, classes=cfg.classes, n_blocks=cfg.n_blocks,
+        model = S3NetNetwork(n_models=len(arrays), channels=cfg.channels, classes=cfg.classes, n_blocks=cfg.n_blocks,
                            offsets=cfg.offsets, size=cfg.size or 256, generators=[generator(*s) for s in seeds],
                            response_affine=cfg.response_affine)
         model = model.to(device=device, memory_format=torch.channels_last)
         affine_rng = [generator("affine", *s) for s in seeds]  # the transformations are seeded too
 
-        def extra(response: torch.Tensor, n_labels: torch.Tensor) -> torch.Tensor:
+        def loss(response: torch.Tensor, labels: torch.Tensor, n_labels: torch.Tensor) -> torch.Tensor:
+            # L = w_ce CE(y', argmax y') + w_at L_AT + w_s L_S
+            ce = cfg.ce_weight * pseudo_label_cross_entropy(response, labels)
+            return ce + terms(response)
+
+        def terms(response: torch.Tensor) -> torch.Tensor:
             loss = torch.zeros(response.shape[0], device=response.device)
             if cfg.use_at:
                 if cfg.loss_form == "paper":
@@ -156,11 +157,9 @@ class S3Net:
                     loss = loss + cfg.s_weight * edge_disagreement_constant(response.argmax(1), x)
             return loss
 
-        return self_train(
-            model, x, iterations=cfg.iterations, lr=cfg.lr, momentum=cfg.momentum, extra_loss=extra,
-            min_labels=cfg.min_labels, min_iterations=cfg.min_iterations, ce_weight=cfg.ce_weight,
-            progress=progress, desc=self.label(), snapshots=snapshots,
-        )
+        stop = stop_at_labels(cfg.min_labels, cfg.min_iterations) if cfg.min_labels is not None else None
+        return self_train(model, x, iterations=cfg.iterations, lr=cfg.lr, momentum=cfg.momentum,
+                          loss=loss, stop=stop, progress=progress, desc=self.label(), snapshots=snapshots)
 
     def run(self, images: Sequence[np.ndarray], seeds: Sequence[Any], device: torch.device, progress: bool = False) -> list[Output]:
         return loop_outputs(self.optimise(images, seeds, device, progress))

@@ -12,16 +12,19 @@ when it is dropped): see :func:`lib.evaluation.evaluate_image`.
 from .bsds_miou import ImageMIoU, image_miou, pooled_miou
 from .region import ImageRegion, pooled_region, region_scores
 from .segment_pr import PRCurve, SegmentMatches, match_segments, pr_curve, precision_recall_f
-from .segments import count_segments, iou_matrix, overlap, relabel_connected, upsample_labels
+from .segments import (binary_mask, count_segments, iou_matrix, label_map, overlap, relabel_connected,
+                       upsample_labels)
 
 __all__ = [
     "ImageMIoU",
     "ImageRegion",
     "PRCurve",
     "SegmentMatches",
+    "binary_mask",
     "count_segments",
     "image_miou",
     "iou_matrix",
+    "label_map",
     "match_segments",
     "overlap",
     "pooled_miou",

@@ -23,7 +23,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .segments import iou_matrix, relabel_connected
+from .segments import iou_matrix, label_map, relabel_connected
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,8 @@ def image_miou(pred: np.ndarray, segmentations: Sequence[np.ndarray], connectivi
     """Score one prediction against every annotator (step 1 and 2 of the protocol)."""
     if not segmentations:
         raise ValueError("the Kim mIoU needs at least one ground-truth segmentation")
+    pred = label_map(pred, "pred")
+    segmentations = [label_map(gt, f"segmentations[{k}]") for k, gt in enumerate(segmentations)]
     segments = relabel_connected(pred, connectivity)
     return ImageMIoU.from_ious([iou_matrix(segments, gt) for gt in segmentations])
 

@@ -37,7 +37,7 @@ from scipy import ndimage
 from skimage.measure import label as cc_label
 from skimage.transform import resize
 
-from .segments import compact, upsample_labels
+from .segments import binary_mask, compact, label_map, upsample_labels
 
 NAN = float("nan")
 
@@ -49,7 +49,7 @@ def _boundary(mask: np.ndarray) -> np.ndarray:
 
 def hausdorff(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     """(maximum, 95th percentile) symmetric boundary distance in pixels; nan if a mask is empty."""
-    a, b = a.astype(bool), b.astype(bool)
+    a, b = binary_mask(a, "a").astype(bool), binary_mask(b, "b").astype(bool)
     if not a.any() or not b.any():
         return NAN, NAN
     ba, bb = _boundary(a), _boundary(b)
@@ -61,6 +61,7 @@ def hausdorff(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
 
 def mask_scores(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     """DSC, HM (1 - IoU), XOR and Hausdorff (max, 95%) of two binary masks of one shape."""
+    pred, gt = binary_mask(pred, "pred"), binary_mask(gt, "gt")
     if pred.shape != gt.shape:
         raise ValueError(f"masks differ in shape: {pred.shape} vs {gt.shape}")
     a, b = pred.astype(bool), gt.astype(bool)
@@ -79,6 +80,7 @@ def mask_scores(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
 def authors_foreground(labels: np.ndarray, gt: np.ndarray, dilation: int = 4) -> tuple[np.ndarray, np.ndarray]:
     """The authors' protocol at the labels' resolution: returns (foreground, resized ground truth).
     The crop is the ground truth dilated by a square of side ``2 * dilation + 1`` (the code: 9)."""
+    labels, gt = label_map(labels, "labels"), binary_mask(gt, "gt")
     g = resize(gt.astype(np.float64), labels.shape, order=1, anti_aliasing=False) > 0
     lab, n = compact(labels)
     overlap = np.bincount(lab[g], minlength=n)
@@ -95,8 +97,9 @@ def interior(mask: np.ndarray) -> np.ndarray:
 
 
 def gt_free_foreground(labels: np.ndarray, image: np.ndarray, min_interior: float = 0.01) -> np.ndarray:
-    """The study's ground-truth-free rule (module docstring), at the labels' resolution."""
-    lab, n = compact(labels)
+    """The study's ground-truth-free rule (module docstring), at the labels' resolution. ``image``
+    (grey or RGB) is not a label map, so only ``labels`` is checked."""
+    lab, n = compact(label_map(labels, "labels"))
     grey = image.astype(np.float64).mean(axis=2) if image.ndim == 3 else image.astype(np.float64)
     if grey.shape != lab.shape:
         grey = resize(grey, lab.shape, order=1, anti_aliasing=True)
@@ -113,6 +116,7 @@ def gt_free_foreground(labels: np.ndarray, image: np.ndarray, min_interior: floa
 def protocol_scores(labels: np.ndarray, image: np.ndarray, gt: np.ndarray, dilation: int = 4,
                     min_interior: float = 0.01) -> dict[str, float]:
     """Both protocols' metrics, keys ``authors_<metric>`` and ``gtfree_<metric>``."""
+    labels, gt = label_map(labels, "labels"), binary_mask(gt, "gt")
     fg, g = authors_foreground(labels, gt, dilation)
     out = {f"authors_{k}": v for k, v in mask_scores(fg, g).items()}
     free = gt_free_foreground(labels, image, min_interior)

@@ -23,7 +23,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .segments import overlap
+from .segments import label_map, overlap
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,10 @@ def _entropy_bits(p: np.ndarray) -> float:
 
 
 def region_scores(pred: np.ndarray, segmentations: Sequence[np.ndarray]) -> ImageRegion:
-    """Covering, Rand index and VOI of ``pred`` against each annotator (same-shaped arrays)."""
+    """Covering, Rand index and VOI of ``pred`` against each annotator (same-shaped arrays). 1-D maps
+    are accepted too: ``evaluate_image`` passes the pixels that count, flattened, once void is dropped."""
+    pred = label_map(pred, "pred", ndim=(1, 2))
+    segmentations = [label_map(gt, f"segmentations[{k}]", ndim=(1, 2)) for k, gt in enumerate(segmentations)]
     covered, pixels, rand, voi = [], [], [], []
     for gt in segmentations:
         n, size_p, size_g = overlap(pred, gt)

@@ -30,7 +30,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .segments import iou_matrix
+from .segments import iou_matrix, label_map
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,8 @@ def match_segments(segments: np.ndarray, segmentations: Sequence[np.ndarray]) ->
     """Match ``segments`` (numbered ``0..P-1``, e.g. from ``relabel_connected``) against every annotator."""
     if not segmentations:
         raise ValueError("no ground-truth segmentation to match against")
+    segments = label_map(segments, "segments")
+    segmentations = [label_map(gt, f"segmentations[{k}]") for k, gt in enumerate(segmentations)]
     area = np.bincount(segments.ravel()) / segments.size
     return SegmentMatches.from_ious([iou_matrix(segments, gt) for gt in segmentations], area)
 

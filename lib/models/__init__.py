@@ -3,6 +3,6 @@ parameters are stacked along the output-channel axis and run as grouped convolut
 images are optimised by B separate networks in one forward pass with no statistic shared."""
 
 from .kanezaki2018 import Kanezaki2018Net
-from .s3net import S3Net
+from .s3net import S3NetNetwork
 
-__all__ = ["Kanezaki2018Net", "S3Net"]
+__all__ = ["Kanezaki2018Net", "S3NetNetwork"]

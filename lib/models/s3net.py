@@ -117,7 +117,7 @@ class DeformConv(nn.Module):
             nn.init.zeros_(self.predict.weight)
             nn.init.zeros_(self.predict.bias)
         elif offsets == "code":
-            self.offset = nn.Parameter(torch.empty(1, B * 18, size, size))  # drawn in S3Net._initialise
+            self.offset = nn.Parameter(torch.empty(1, B * 18, size, size))  # drawn in S3NetNetwork._initialise
             self.mask = nn.Parameter(torch.empty(1, B * 9, size, size))
         else:
             raise ValueError(f"offsets={offsets!r}: use 'paper' (predicted) or 'code' (free parameters)")
@@ -138,7 +138,7 @@ class DeformConv(nn.Module):
         return deform_conv3x3_sampled(x, offset, mask, self.weight, None, self.B)
 
 
-class S3Net(nn.Module):
+class S3NetNetwork(nn.Module):
     """B independent S3-Net networks: ``(B, 3, H, W)`` -> ``(B, q, H, W)`` normalised responses.
 
     The auxiliary head's normalised responses of the last forward pass are in ``self.aux``.

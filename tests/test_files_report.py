@@ -12,11 +12,14 @@ import pytest
 from PIL import Image
 
 from lib.data.synthetic import SyntheticScenes
-from lib.io import LabelMapError, atomic_write, read_label_map, save_label_map
+from lib.files import LabelMapError, atomic_write, read_label_map, save_label_map
 from lib.methods import Blank, Felzenszwalb
 from lib.methods.base import params_key
 from lib.report import Report, build_index, caption
+from lib.evaluation import RegionEvaluator
 from lib.runs import CACHE_VERSION, run_method
+
+REGION = RegionEvaluator()
 
 # --------------------------------------------------------------------------------------------
 # label maps
@@ -259,7 +262,7 @@ class CountingRun:
 
 def test_run_method_records_and_cache_layout(tmp_path, samples):
     method = Felzenszwalb(scale=100)
-    records = run_method(method, samples, [0, 1], tmp_path, device="cpu", progress=False)
+    records = run_method(method, samples, [0, 1], tmp_path, evaluator=REGION, device="cpu", progress=False)
     assert [(r.seed, r.id) for r in records] == [(0, "scene00"), (0, "scene01"), (1, "scene00"), (1, "scene01")]
     for r, s in zip(records, samples * 2):
         assert r.key == s.key and r.iterations == 0 and r.labels is None
@@ -273,13 +276,13 @@ def test_run_method_records_and_cache_layout(tmp_path, samples):
 
 def test_run_method_loads_from_cache(tmp_path, samples, monkeypatch):
     method = Felzenszwalb(scale=100)
-    first = run_method(method, samples, [0], tmp_path, device="cpu", progress=False)
+    first = run_method(method, samples, [0], tmp_path, evaluator=REGION, device="cpu", progress=False)
 
     def fail(*args, **kwargs):
         raise AssertionError("the method ran although every result is cached")
 
     monkeypatch.setattr(method, "run", fail)
-    second = run_method(method, samples, [0], tmp_path, device="cpu", progress=False)
+    second = run_method(method, samples, [0], tmp_path, evaluator=REGION, device="cpu", progress=False)
     assert len(second) == len(first) == 2
     for a, b in zip(first, second):
         _records_equal(a, b)
@@ -287,42 +290,51 @@ def test_run_method_loads_from_cache(tmp_path, samples, monkeypatch):
 
 def test_run_method_recomputes_only_what_is_missing(tmp_path, samples, monkeypatch):
     method = Felzenszwalb(scale=100)
-    first = run_method(method, samples, [0], tmp_path, device="cpu", progress=False)
+    first = run_method(method, samples, [0], tmp_path, evaluator=REGION, device="cpu", progress=False)
     counting = CountingRun(method)
     monkeypatch.setattr(method, "run", counting)
 
     (cached,) = tmp_path.rglob("scene01.npz")
     cached.unlink()
-    again = run_method(method, samples, [0], tmp_path, device="cpu", progress=False)
+    again = run_method(method, samples, [0], tmp_path, evaluator=REGION, device="cpu", progress=False)
     assert counting.keys == ["synthetic/scene01"]
     assert cached.is_file()
     _records_equal(first[0], again[0])  # read back from cache
     _records_equal(first[1], again[1], same_run=False)  # recomputed: same result, new timing
 
-    # a damaged cache file is recomputed too, not trusted
+    # a damaged cache file is reported and recomputed, not trusted
     counting.keys.clear()
     cached.write_bytes(b"not an npz")
-    run_method(method, samples, [0], tmp_path, device="cpu", progress=False)
+    with pytest.warns(UserWarning, match=r"scene01\.npz is unreadable"):
+        run_method(method, samples, [0], tmp_path, evaluator=REGION, device="cpu", progress=False)
     assert counting.keys == ["synthetic/scene01"]
+
+    # a bug while reading a record (here: in the evaluator) is raised, never taken for a damaged file
+    class Broken(RegionEvaluator):
+        def from_arrays(self, arrays, sample):
+            raise TypeError("a bug")
+
+    with pytest.raises(TypeError, match="a bug"):
+        run_method(method, samples, [0], tmp_path, evaluator=Broken(), device="cpu", progress=False)
 
     # a new seed runs every image for that seed only
     counting.keys.clear()
-    run_method(method, samples, [0, 5], tmp_path, device="cpu", progress=False)
+    run_method(method, samples, [0, 5], tmp_path, evaluator=REGION, device="cpu", progress=False)
     assert counting.keys == ["synthetic/scene00", "synthetic/scene01"]
 
 
 def test_run_method_keep_labels(tmp_path, samples, monkeypatch):
     method = Blank()
-    run_method(method, samples, [0], tmp_path, device="cpu", progress=False)
+    run_method(method, samples, [0], tmp_path, evaluator=REGION, device="cpu", progress=False)
     counting = CountingRun(method)
     monkeypatch.setattr(method, "run", counting)
     # the cache lacks label maps: asking for them recomputes
-    recs = run_method(method, samples, [0], tmp_path, device="cpu", progress=False, keep_labels=True)
+    recs = run_method(method, samples, [0], tmp_path, evaluator=REGION, device="cpu", progress=False, keep_labels=True)
     assert counting.keys == ["synthetic/scene00", "synthetic/scene01"]
     for r in recs:
         np.testing.assert_array_equal(r.labels, np.zeros((32, 48)))
     counting.keys.clear()
-    recs = run_method(method, samples, [0], tmp_path, device="cpu", progress=False, keep_labels=True)
+    recs = run_method(method, samples, [0], tmp_path, evaluator=REGION, device="cpu", progress=False, keep_labels=True)
     assert counting.keys == []
     for r, s in zip(recs, samples):
         np.testing.assert_array_equal(r.labels, np.zeros((32, 48)))
@@ -340,7 +352,7 @@ def test_run_method_max_side_scores_at_full_resolution(tmp_path, samples):
             seen.extend(im.shape for im in images)
             return super().run(images, seeds, device, progress)
 
-    recs = run_method(Recorder(), samples, [0], tmp_path, device="cpu", progress=False, max_side=24)
+    recs = run_method(Recorder(), samples, [0], tmp_path, evaluator=REGION, device="cpu", progress=False, max_side=24)
     assert seen == [(16, 24, 3), (16, 24, 3)]  # shrunk before the method sees them
     for r, s in zip(recs, samples):
         # predictions are brought back to 32x48: the areas are fractions of the full image
@@ -357,7 +369,7 @@ def test_cached_record_is_recomputed_when_the_ground_truth_changes(tmp_path):
     from lib.methods import Blank
 
     s = load("synthetic", n=1, size=(20, 24))[0]
-    kw = dict(device="cpu", progress=False)
+    kw = dict(evaluator=REGION, device="cpu", progress=False)
     first = run_method(Blank(), [s], [0], tmp_path, **kw)[0]
     assert len(first.evaluation.miou.scores) == 2
     one_annotator = replace(s, segmentations=s.segmentations[:1])

@@ -1,17 +1,18 @@
-"""The per-image self-training loop shared by Kanezaki 2018 (and, later, Kim 2020 / DynamicSeg).
+"""The per-image self-training loop of Kanezaki 2018, Kim 2020 / DynamicSeg and S3-Net.
 
 Algorithm 1 of Kanezaki 2018, for a batch of B independent models at once:
 
     for t = 1..T:
-        y' = model(x)                      # normalised responses
-        c  = argmax y'                     # current labels
-        c' = refine(c)                     # e.g. the superpixel majority vote
-        L  = CE(y', c') (+ extra terms)    # one value per image
+        y' = model(x)                      # responses
+        c  = argmax y'                     # current labels, q' = their number
+        L  = loss(y', c, q')               # one value per image: the paper's loss
         SGD step on sum_b L_b
 
-Stop rules: a fixed number of iterations (the papers), or the authors' code rule "stop once the
-argmax has <= ``min_labels`` labels" checked after each update, with at most ``iterations``
-updates. An image that stops keeps the labels of a forward pass after its last update (as
+What differs between papers lives with the paper (``lib/methods/<paper>.py``): the loss (CE on
+superpixel-refined labels, plus a continuity term, plus transformation terms) and the stop rule.
+Stop rules: a fixed number of iterations (the papers), or a rule checked after each update,
+such as the authors' codes' "stop once the argmax has <= 3 labels" (:func:`stop_at_labels`),
+with at most ``iterations`` updates. An image that stops keeps the labels of a forward pass after its last update (as
 demo.py does when it saves its result) and leaves the loss; the others go on. The number of
 updates each image received and its label count at every iteration are recorded.
 """
@@ -25,8 +26,6 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .losses import pseudo_label_cross_entropy
-from .runtime import tune_cpu_allocator
 
 
 @dataclass
@@ -47,6 +46,18 @@ def count_labels(labels: torch.Tensor, classes: int) -> torch.Tensor:
     return (present.view(B, classes) > 0).sum(1)
 
 
+Loss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+Stop = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def stop_at_labels(max_labels: int, min_updates: int = 0) -> Stop:
+    """The authors' codes' rule: stop an image once its argmax has <= ``max_labels`` labels,
+    after at least ``min_updates`` updates (S3-Net's code: 6). ``(n_labels, updates) -> (B,) bool``."""
+    def stop(n_labels: torch.Tensor, updates: torch.Tensor) -> torch.Tensor:
+        return (n_labels <= max_labels) & (updates >= min_updates)
+    return stop
+
+
 def self_train(
     model: torch.nn.Module,
     x: torch.Tensor,
@@ -54,11 +65,8 @@ def self_train(
     iterations: int,
     lr: float,
     momentum: float,
-    refine: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    extra_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-    min_labels: int | None = None,
-    min_iterations: int = 0,
-    ce_weight: float = 1.0,
+    loss: Loss,
+    stop: Stop | None = None,
     progress: bool = False,
     desc: str = "self-training",
     snapshots: Sequence[int] = (),
@@ -67,22 +75,18 @@ def self_train(
 
     Args:
         model: B independent networks mapping ``(B, C, H, W)`` to ``(B, q, H, W)`` responses.
-        refine: turns argmax labels into targets (identity when None).
-        extra_loss: ``(response, n_labels) -> (B,)`` added to the cross-entropy.
-        min_labels: the authors' early stop (None: run all ``iterations``), checked once an image
-            has had ``min_iterations`` updates (S3-Net's code: 6).
-        ce_weight: weight of the cross-entropy term (S3-Net's code: 3.5).
+        loss: ``(response, labels, n_labels) -> (B,)``, one loss per image.
+        stop: ``(n_labels, updates) -> (B,) bool``, checked after each update with the label
+            count of that update's forward pass (None: run all ``iterations``).
         snapshots: keep the argmax labels seen after these numbers of updates (for figures).
     """
     if iterations < 0:
         raise ValueError(f"iterations={iterations} must be >= 0")
     B = x.shape[0]
     device = x.device
-    if device.type == "cpu":
-        tune_cpu_allocator()
     optimiser = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     done = torch.zeros(B, dtype=torch.bool, device=device)
-    stopping = torch.zeros_like(done)  # reached min_labels at the last update
+    stopping = torch.zeros_like(done)  # met the stop rule at the last update
     updates = torch.zeros(B, dtype=torch.long, device=device)
     final = None
     label_hist, loss_hist = [], []
@@ -103,18 +107,15 @@ def self_train(
         if bool(done.all()):
             break
         active = ~done
-        target = refine(labels) if refine is not None else labels
-        loss = ce_weight * pseudo_label_cross_entropy(response, target)
-        if extra_loss is not None:
-            loss = loss + extra_loss(response, n_labels)
+        value = loss(response, labels, n_labels)
         optimiser.zero_grad(set_to_none=True)
-        torch.where(active, loss, torch.zeros_like(loss)).sum().backward()
+        torch.where(active, value, torch.zeros_like(value)).sum().backward()
         optimiser.step()
         updates += active.long()
         label_hist.append(torch.where(active, n_labels, 0))
-        loss_hist.append(torch.where(active, loss.detach(), torch.nan))
-        if min_labels is not None:
-            stopping = active & (n_labels <= min_labels) & (updates >= min_iterations)
+        loss_hist.append(torch.where(active, value.detach(), torch.nan))
+        if stop is not None:
+            stopping = active & stop(n_labels, updates)
         bar.update(1)
     bar.close()
     if final is None or not bool(done.all()):
