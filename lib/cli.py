@@ -87,7 +87,7 @@ def _segment_method(args: argparse.Namespace):
     from .methods import DynamicSeg, Kanezaki2018, Kim2020, S3Net
 
     name = args.method
-    if False:
+    if args.scheme is not None and name != "dynamicseg":
         raise CLIError(f"--scheme {args.scheme}: only --method dynamicseg has a scheme"
                        + (" (kim2020's weight is the fixed --mu)" if name == "kim2020" else ""))
     if args.mu is not None and name not in ("kim2020", "dynamicseg"):

@@ -69,6 +69,29 @@ def _cell_parameters(notebook: Path) -> list[tuple[str, Any, str]]:
     return out
 
 
+def _assigned_names(notebook: Path) -> set[str]:
+    """Every name the notebook's own code binds (so that re-running its cells in JupyterLab is
+    not mistaken for an unknown parameter)."""
+    nb = json.loads(notebook.read_text())
+    names: set[str] = set()
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code" or "parameters" in cell.get("metadata", {}).get("tags", []):
+            continue
+        for node in ast.walk(ast.parse("".join(cell["source"]))):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names.add(node.id)
+            elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                names.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return names
+
+
+@lru_cache(maxsize=None)
+def bound_names(notebook: str) -> frozenset[str]:
+    return frozenset(_assigned_names(paths.REPO_ROOT / "notebooks" / f"{notebook}.ipynb"))
+
+
 @lru_cache(maxsize=None)
 def declared_parameters(notebook: str) -> dict[str, Declared]:
     """The parameters of ``notebooks/<notebook>.ipynb``: defaults and comments from its
@@ -95,8 +118,9 @@ def _type_ok(value: Any, allowed: tuple[type, ...]) -> bool:
 def read_parameters(notebook: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
     """The notebook's parameters from ``namespace``, checked against their declaration."""
     declared = declared_parameters(notebook)
-    unknown = sorted(n for n, v in namespace.items() if not n.startswith("_") and n not in declared
-                     and n not in _KERNEL_NAMES and not isinstance(v, types.ModuleType))
+    known = set(declared) | _KERNEL_NAMES | bound_names(notebook)
+    unknown = sorted(n for n, v in namespace.items()
+                     if not n.startswith("_") and n not in known and not isinstance(v, types.ModuleType))
     if unknown:
         raise ParameterError(f"{notebook}: unknown parameter(s) {', '.join(unknown)}; this notebook's parameters "
                              f"are: {', '.join(declared)}")

@@ -42,3 +42,20 @@ def test_lib_is_not_ignored():
 
     ignored = subprocess.run(["git", "check-ignore", "-q", "lib/__init__.py"], cwd=REPO).returncode == 0
     assert not ignored, "lib/ must be committed"
+
+
+def test_readme_where_things_live_matches_the_code():
+    """Every path of the README's map of one image's way to a table exists."""
+    import re
+
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## Where things live"):]
+    block = section[section.index("```") + 3:]
+    block = block[: block.index("```")]
+    paths = re.findall(r"^(lib/\S+)", block, flags=re.M)
+    assert len(paths) >= 8
+    for path in paths:
+        path = path.replace("<dataset>", "bsds500").replace("<paper>", "kanezaki2018").replace("<metric>", "region")
+        assert (REPO / path).exists(), path
+    for path in re.findall(r"`(lib/[\w/]+\.py)`", section.split("**The dataset-level papers**")[0]):
+        assert (REPO / path).exists(), path

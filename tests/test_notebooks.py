@@ -59,6 +59,56 @@ def test_parameters_and_profiles(path: Path):
         assert not unknown, f"{file}: parameters the notebook does not have: {unknown}"
 
 
+def _code(nb) -> list[str]:
+    return [c.source for c in nb.cells if c.cell_type == "code"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_readable_code(path: Path):
+    """Short lines, no unused import, no label parsing, one setup call that records the parameters."""
+    nb = nbformat.read(path, as_version=4)
+    code = _code(nb)
+    long = [line for cell in code for line in cell.splitlines() if len(line) > 100]
+    assert not long, f"{path.name}: code lines over 100 characters: {long[:3]}"
+    tree = ast.parse("\n".join(code))
+    imported = {}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                imported[alias.asname or alias.name.split(".")[0]] = node.lineno
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    assert not set(imported) - used, f"{path.name}: unused imports {sorted(set(imported) - used)}"
+    text = "\n".join(code)
+    for parse in (".str.extract(", ".str.replace(", "label().replace(", "label.replace("):
+        assert parse not in text, f"{path.name}: selects rows by parsing a label ({parse})"
+    setup = f'study.setup("{path.stem}", globals())'
+    params_at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    first_code = next(c for c in nb.cells[params_at + 1:] if c.cell_type == "code")
+    assert setup in first_code.source, f"{path.name}: the cell after the parameters must call {setup}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_cites_papers_not_workspace_files(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    text = "\n".join(c.source for c in nb.cells)
+    assert "../shared" not in text, f"{path.name}: cites a workspace path a clone does not have"
+    assert "doi:" in text.lower() or "arxiv:" in text.lower(), f"{path.name}: no DOI or arXiv id cited"
+
+
+def test_region_benchmarks_are_not_described_as_connected_segments():
+    """Covering, PRI and VOI are computed on the label maps as given (lib/metrics/region.py)."""
+    import re
+
+    region = (REPO / "lib" / "metrics" / "region.py").read_text()
+    assert "as given" in region
+    texts = {p.name: "\n".join(c.source for c in nbformat.read(p, as_version=4).cells) for p in NOTEBOOKS}
+    texts["README.md"] = (REPO / "README.md").read_text()
+    for name, text in texts.items():
+        for sentence in re.split(r"(?<=[.;])\s", text):
+            if re.search(r"Covering|PRI|VOI|region benchmark", sentence):
+                assert "4-connected" not in sentence and "connected segments" not in sentence, (name, sentence)
+
+
 @pytest.mark.notebooks
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_runs_in_smoke_profile(path: Path, tmp_path: Path):
