@@ -131,7 +131,8 @@ class RegionEvaluator:
 
     key = "region"
     metrics = ("miou_all", "miou_fine", "miou_coarse", "miou_mean", "f_0.5", "ap_0.5", "ap_0.7",
-               "covering", "pri", "voi", "segments")
+               "covering", "pri", "voi", "segments",
+               "precision_0.5", "recall_0.5", "precision_0.7", "recall_0.7", "f_0.7")
 
     def evaluate(self, labels: np.ndarray, sample) -> ImageEval:
         return evaluate_image(labels, sample.segmentations)
@@ -153,7 +154,8 @@ class RegionEvaluator:
 class LesionEvaluator:
     """S3-Net's binary-mask evaluation under both protocols (``lib/metrics/lesion.py``)."""
 
-    metrics = tuple(f"{p}_{m}" for p in ("authors", "gtfree") for m in ("dsc", "hm", "xor", "hausdorff", "hd95", "empty"))
+    metrics = (*(f"{p}_{m}" for p in ("authors", "gtfree") for m in ("dsc", "hm", "xor", "hausdorff", "hd95", "empty")),
+               "gt_at_border")
 
     def __init__(self, dilation: int = 4, min_interior: float = 0.01):
         self.dilation, self.min_interior = dilation, min_interior

@@ -39,6 +39,10 @@ def seed_summary(runs: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
     out = pd.concat([mean, std], axis=1)
     out["seeds"] = g["seed"].nunique()
     out = out.reset_index()
+    if "label" in out and out.duplicated(["label", "dataset"]).any():
+        per_config = out.groupby(["label", "dataset"])
+        split = [c for c in by if c not in ("label", "dataset") and per_config[c].nunique().max() > 1]
+        raise ValueError(f"columns {split} vary between the seeds of one configuration: pass them in metrics")
     return out[by + [c for m in metrics for c in (m, f"{m}_std")] + extra + ["seeds"]]
 
 

@@ -118,3 +118,25 @@ def test_best_configs_per_method_and_form(summary):
 ])
 def test_subset_names(taken, present, official, expected):
     assert study.subset_note("BSDS500 test", taken, present, official) == expected
+
+
+def test_a_measured_column_left_out_of_metrics_is_an_error():
+    runs = pd.DataFrame([
+        {**columns(Kim2020(5)), "dataset": BSDS, "seed": s, "images": 2, "miou_all": 0.2 + s, "f_0.9": 0.1 * s}
+        for s in (0, 1)])
+    with pytest.raises(ValueError, match="f_0.9"):
+        tables.seed_summary(runs, ["miou_all"])
+    assert len(tables.seed_summary(runs, ["miou_all", "f_0.9"])) == 1
+
+
+def test_evaluators_name_every_number_they_summarize():
+    from lib.data import load
+    from lib.evaluation import LesionEvaluator, RegionEvaluator
+
+    scene = load("synthetic", n=1, size=(24, 32))[0]
+    region = RegionEvaluator()
+    assert set(region.summarize([region.evaluate(scene.segmentations[0], scene)])) == set(region.metrics)
+    lesion_sample = load("synthetic_lesions", n=1, size=(32, 32))[0]
+    lesion = LesionEvaluator()
+    scores = lesion.evaluate(lesion_sample.segmentations[0].astype(int), lesion_sample)
+    assert set(lesion.summarize([scores])) == set(lesion.metrics)
