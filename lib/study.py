@@ -215,6 +215,13 @@ def subset_note(what: str, taken: int, present: int, official: int | None = None
     return f"{what}: {which} images present{short}"
 
 
+def _built_in(sets: dict, notes: dict, name: str, n: int, size: Sequence[int], what: str) -> None:
+    """Add ``n`` generated images of a built-in dataset, and its caption note."""
+    ds = data.load(name, n=n, size=size)
+    sets[ds.name] = list(ds)
+    notes[ds.name] = f"{ds.name}: {len(ds)} generated {what}, {size[0]}x{size[1]} pixels (built in)"
+
+
 def evaluation_sets(
     *, synthetic_images: int, synthetic_size: Sequence[int], bsds_images: int, bsds_split: str = "test",
     data_root: str | None = None, voc_images: int = 0, voc_ground_truth: str = "object", voc_void: str = "drop",
@@ -228,10 +235,8 @@ def evaluation_sets(
     sets: dict[str, list[Sample]] = {}
     notes: dict[str, str] = {}
     if synthetic_images:
-        syn = data.load("synthetic", n=synthetic_images, size=synthetic_size)
-        sets[syn.name] = list(syn)
-        notes[syn.name] = (f"synthetic: {len(syn)} generated scenes of {synthetic_size[0]}x{synthetic_size[1]} pixels "
-                           "with exact fine and coarse ground truth (built in)")
+        _built_in(sets, notes, "synthetic", synthetic_images, synthetic_size,
+                  "scenes with exact fine and coarse ground truth")
     if bsds_images:
         try:
             full = data.load("bsds500", root=data_root, split=bsds_split)
@@ -269,10 +274,7 @@ def lesion_sets(*, synthetic_images: int, synthetic_size: Sequence[int], data_ro
     sets: dict[str, list[Sample]] = {}
     notes: dict[str, str] = {}
     if synthetic_images:
-        syn = data.load("synthetic_lesions", n=synthetic_images, size=synthetic_size)
-        sets[syn.name] = list(syn)
-        notes[syn.name] = (f"synthetic lesions: {len(syn)} generated images of {synthetic_size[0]}x{synthetic_size[1]} "
-                           "with exact masks (built in)")
+        _built_in(sets, notes, "synthetic_lesions", synthetic_images, synthetic_size, "lesion images with exact masks")
     for name, count in counts.items():
         if not count:
             continue
