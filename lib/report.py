@@ -46,6 +46,15 @@ def caption(title: str, *, profile: str, dataset: str, protocol: str, seeds: Seq
     return " ".join(parts)
 
 
+#: columns of a runs table that hold a method's settings, printed as given
+SETTINGS = ("mu", "n_layers", "k", "window", "scale", "size", "iterations")
+
+
+def settings_columns(df: pd.DataFrame) -> list[str]:
+    """The numeric settings columns of ``df`` (see :data:`SETTINGS`)."""
+    return [c for c in SETTINGS if c in df.columns and pd.api.types.is_float_dtype(df[c])]
+
+
 def file_name(name: str) -> str:
     """A table or figure name as a file name: a dataset's "bsds500/test" becomes "bsds500_test"."""
     return name.replace("/", "_")
@@ -92,6 +101,8 @@ class Report:
             df.to_csv(f, index=False)
         shown = df.map(lambda v: "" if v is pd.NA or (isinstance(v, float) and v != v)
                        else float_format.format(v) if isinstance(v, float) else v)  # missing -> blank
+        for column in settings_columns(df):  # a setting such as mu = 5 reads "5", not "5.0000"
+            shown[column] = df[column].map(lambda v: "" if v != v else f"{v:g}")
         md = shown.to_markdown(index=False, disable_numparse=True)
         write_text(self.folder / f"{name}.md", f"**{title}**\n\n{md}\n\n{cap}\n")
         tex = shown.to_latex(index=False, escape=True, caption=_latex_escape(cap), label=f"tab:{self.notebook}:{name}")

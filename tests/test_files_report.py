@@ -376,3 +376,11 @@ def test_cached_record_is_recomputed_when_the_ground_truth_changes(tmp_path):
     again = run_method(Blank(), [one_annotator], [0], tmp_path, **kw)[0]
     assert len(again.evaluation.miou.scores) == 1
     assert again.device == "cpu" and again.batch_size == 1
+
+
+def test_settings_print_as_given_and_metrics_with_four_decimals(tmp_path):
+    df = pd.DataFrame({"method": ["kim2020", "k-means"], "mu": [5.0, np.nan], "miou_all": [0.25, 0.5]})
+    Report(tmp_path, "nb", "smoke").table(df, "t", "T", dataset="d", protocol="p", seeds=[0])
+    md = (tmp_path / "t.md").read_text()
+    assert "| kim2020  | 5    | 0.2500     |" in md and "| k-means  |      | 0.5000     |" in md
+    assert pd.read_csv(tmp_path / "t.csv").mu.iloc[0] == 5.0  # the csv keeps the value
