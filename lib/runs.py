@@ -191,6 +191,9 @@ def run_grid(
     records by method label. Deterministic methods (``stochastic = False``) run with the first
     seed only. ``kwargs`` go to :func:`run_method`."""
     methods = list(methods)
+    labels = [m.label() for m in methods]
+    if len(set(labels)) < len(labels):  # the records are keyed by label
+        raise ValueError(f"two configurations share a label: {sorted({x for x in labels if labels.count(x) > 1})}")
     frames, records = [], {}
     inner = progress and len(methods) <= 4
     for m in tqdm(methods, desc=desc, disable=not progress or inner):

@@ -384,3 +384,10 @@ def test_settings_print_as_given_and_metrics_with_four_decimals(tmp_path):
     md = (tmp_path / "t.md").read_text()
     assert "| kim2020  | 5    | 0.2500     |" in md and "| k-means  |      | 0.5000     |" in md
     assert pd.read_csv(tmp_path / "t.csv").mu.iloc[0] == 5.0  # the csv keeps the value
+
+
+def test_run_grid_refuses_two_configurations_with_one_label(tmp_path, samples):
+    from lib.runs import run_grid
+
+    with pytest.raises(ValueError, match="share a label"):
+        run_grid([Blank(), Blank()], samples, [0], tmp_path, evaluator=REGION, device="cpu", progress=False)

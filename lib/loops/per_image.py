@@ -12,8 +12,9 @@ What differs between papers lives with the paper (``lib/methods/<paper>.py``): t
 superpixel-refined labels, plus a continuity term, plus transformation terms) and the stop rule.
 Stop rules: a fixed number of iterations (the papers), or a rule checked after each update,
 such as the authors' codes' "stop once the argmax has <= 3 labels" (:func:`stop_at_labels`),
-with at most ``iterations`` updates. An image that stops keeps the labels of a forward pass after its last update (as
-demo.py does when it saves its result) and leaves the loss; the others go on. The number of
+with at most ``iterations`` updates. An image that stops keeps the labels of a forward pass
+after its last update (as demo.py does when it saves its result) and leaves the loss; the
+others go on. The number of
 updates each image received and its label count at every iteration are recorded.
 """
 
@@ -25,7 +26,6 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-
 
 
 @dataclass

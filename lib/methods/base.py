@@ -16,8 +16,6 @@ from typing import Any, Callable, Protocol, Sequence, TypeVar
 import numpy as np
 import torch
 
-FORMS = ("paper", "code")
-
 
 @dataclass
 class Output:

@@ -140,9 +140,9 @@ class S3Net:
         def loss(response: torch.Tensor, labels: torch.Tensor, n_labels: torch.Tensor) -> torch.Tensor:
             # L = w_ce CE(y', argmax y') + w_at L_AT + w_s L_S
             ce = cfg.ce_weight * pseudo_label_cross_entropy(response, labels)
-            return ce + terms(response)
+            return ce + terms(response, labels)
 
-        def terms(response: torch.Tensor) -> torch.Tensor:
+        def terms(response: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
             loss = torch.zeros(response.shape[0], device=response.device)
             if cfg.use_at:
                 if cfg.loss_form == "paper":
@@ -154,7 +154,7 @@ class S3Net:
                 if cfg.loss_form == "paper":
                     loss = loss + cfg.s_weight * edge_aware_continuity(response, x, cfg.edge_sigma)
                 else:
-                    loss = loss + cfg.s_weight * edge_disagreement_constant(response.argmax(1), x)
+                    loss = loss + cfg.s_weight * edge_disagreement_constant(labels, x)
             return loss
 
         stop = stop_at_labels(cfg.min_labels, cfg.min_iterations) if cfg.min_labels is not None else None
