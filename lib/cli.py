@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -94,10 +95,11 @@ def _segment_method(args: argparse.Namespace):
         raise CLIError(f"--mu {args.mu:g}: only --method kim2020 and dynamicseg have a continuity weight mu")
     if args.layers is not None and name == "s3net":
         raise CLIError(f"--layers {args.layers}: s3net has no M to choose (its network is fixed: two I-LKA blocks)")
-    for option, value in (("--iterations", args.iterations), ("--layers", args.layers), ("--batch", args.batch),
-                          ("--max-side", args.max_side)):
+    for option, value in (("--iterations", args.iterations), ("--layers", args.layers), ("--batch", args.batch)):
         if value is not None and value < 1:
             raise CLIError(f"{option} {value}: must be at least 1")
+    if args.max_side is not None and args.max_side < MIN_MAX_SIDE:
+        raise CLIError(f"--max-side {args.max_side}: must be at least {MIN_MAX_SIDE} (pixels on the longer side)")
     if args.mu is not None and not args.mu > 0:
         raise CLIError(f"--mu {args.mu:g}: the weight parameter must be positive")
     form = {"form": args.form} if args.form is not None else {}  # None: the method's own default form
@@ -114,9 +116,54 @@ def _segment_method(args: argparse.Namespace):
     return S3Net(**form, iterations=args.iterations)
 
 
-def _segment(args: argparse.Namespace) -> int:
-    from .data.bsds500 import read_image
+#: the fewest pixels on an image's shorter side (after ``--max-side``): the networks' batch norm
+#: needs more than one pixel, and a segmentation of fewer than this says little
+MIN_SIDE = 8
+#: the smallest ``--max-side``, as the notebooks' max_side
+MIN_MAX_SIDE = 16
+
+
+def _segment_inputs(args: argparse.Namespace) -> tuple[dict[Path, np.ndarray], dict[Path, np.ndarray]]:
+    """Every image file read (at its size) and shrunk for the network; CLIError names a bad one."""
     from .data import resize_image
+    from .files import ImageFileError, read_image
+
+    outputs = [n for name in args.images for n in (f"{Path(name).stem}.png", f"{Path(name).stem}_overlay.png")]
+    clashes = sorted({n for n in outputs if outputs.count(n) > 1})
+    if clashes:
+        raise CLIError(f"two images would write the same output file ({', '.join(clashes)}); rename one of them "
+                       "or segment them with separate --out folders")
+    originals, images = {}, {}
+    for name in args.images:
+        path = Path(name)
+        try:
+            originals[path], note = read_image(path)
+        except ImageFileError as exc:
+            raise CLIError(f"{exc}; segment reads the image files Pillow opens (PNG, JPEG, TIFF, BMP, ...)") from None
+        if note:
+            print(note)
+        images[path] = resize_image(originals[path], args.max_side)
+        (h, w), shrunk = images[path].shape[:2], images[path].shape != originals[path].shape
+        if min(h, w) < MIN_SIDE:
+            raise CLIError(f"{path}: {h}x{w} pixels (HxW){' after --max-side' if shrunk else ''}; segment needs "
+                           f"at least {MIN_SIDE} on its shorter side" + (": raise --max-side" if shrunk else ""))
+    return originals, images
+
+
+def _output_folder(out: Path) -> Path:
+    """``--out``, created and checked to be writable before any optimisation starts."""
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {out}: exists and is not a folder; give a folder path")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise CLIError(f"--out {out}: cannot write there ({exc.strerror or exc}); give a folder you can write to") from None
+    return out
+
+
+def _segment(args: argparse.Namespace) -> int:
     from .files import save_image, save_label_map
     from .metrics.segments import upsample_labels
     from .plots import boundaries_overlay
@@ -124,15 +171,8 @@ def _segment(args: argparse.Namespace) -> int:
 
     method = _segment_method(args)
     device = resolve_device(args.device)
-    originals, images = {}, {}
-    for name in args.images:
-        path = Path(name)
-        if not path.is_file():
-            raise CLIError(f"image not found: {path}")
-        originals[path] = read_image(path)
-        images[path] = resize_image(originals[path], args.max_side)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    originals, images = _segment_inputs(args)  # all read before anything is written
+    out = _output_folder(Path(args.out))
     if device.type == "cpu":
         tune_cpu_allocator()  # as the runner does: only the speed changes
     by_shape: dict[tuple, list[Path]] = {}

@@ -2,7 +2,9 @@
 
 Every file the study writes goes through :func:`atomic_write`: the bytes land in a temporary
 file in the same folder, which is then renamed over the target, so an interrupted run never
-leaves half a file behind.
+leaves half a file behind. A process killed mid-write (SIGKILL, a dead kernel) cannot delete its
+temporary file; the name says which host and process made it, so :func:`remove_orphans` can
+delete it later without touching a file another running process is still writing.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -23,7 +27,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
     """Open a temporary file beside ``path``; rename it to ``path`` when the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_OWNER}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
@@ -33,6 +37,38 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+#: who writes a temporary file: host and process id (a host name may not hold a dot here)
+_OWNER = f"{socket.gethostname().split('.')[0]}-{os.getpid()}"
+_TMP = re.compile(r"^\..+\.(?P<host>[^.]+)-(?P<pid>\d+)\.[^.]+\.tmp$")
+
+
+def remove_orphans(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """Delete the temporary files of :func:`atomic_write` that a killed process left in
+    ``folder``: those made on this host by a process that no longer runs. Returns them."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    host = _OWNER.rsplit("-", 1)[0]
+    removed = []
+    for path in folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp"):
+        m = _TMP.match(path.name)
+        if m and m["host"] == host and not _running(int(m["pid"])):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
 
 
 def _umask() -> int:
@@ -110,3 +146,46 @@ def read_label_map(path: str | os.PathLike) -> np.ndarray:
     if not np.issubdtype(labels.dtype, np.integer) and labels.dtype != bool:
         raise LabelMapError(f"{path}: expected integer labels, got dtype {labels.dtype}")
     return labels.astype(np.int64)
+
+
+class ImageFileError(ValueError):
+    """A file that cannot be read as an image; the message names it."""
+
+
+#: Pillow modes of one channel with more than 8 bits: 16-bit PNG / TIFF, 32-bit integer or float TIFF
+HIGH_BIT_DEPTH = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+def to_uint8(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """``values`` mapped linearly from ``low..high`` to 0..255 (clipped outside) as uint8."""
+    x = (np.asarray(values, dtype=np.float64) - low) / max(high - low, 1e-9) * 255.0
+    return np.clip(x, 0, 255).round().astype(np.uint8)
+
+
+def read_image(path: str | os.PathLike) -> tuple[np.ndarray, str]:
+    """An image file as ``(H, W, 3)`` uint8 RGB, and a note of what was done to it ("" for an
+    8-bit file).
+
+    Pillow converts 8-bit files (grey, palette, RGB, RGBA, CMYK). Its conversion would clip a
+    high-bit-depth grey file (a 16-bit PNG, a 32-bit TIFF) at 255; instead the file's own range
+    min..max is mapped linearly to 0..255, the networks' input range (as ``lib.data.lung_ct``
+    does with ``window=None``), and repeated over three channels; the note gives the range.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageFileError(f"image not found: {path}")
+    try:
+        with Image.open(path) as im:
+            mode = im.mode
+            raw = np.array(im) if mode in HIGH_BIT_DEPTH else np.array(im.convert("RGB"))
+    except Exception as exc:  # not an image, truncated, an unknown format ...
+        raise ImageFileError(f"{path} is not an image file that can be read ({exc})") from exc
+    if mode not in HIGH_BIT_DEPTH:
+        return raw, ""
+    if not np.isfinite(raw).all():
+        raise ImageFileError(f"{path}: a float image with NaN or infinite values; replace them first")
+    low, high = float(raw.min()), float(raw.max())
+    grey = to_uint8(raw, low, high)
+    kind = {"I": "32-bit integer", "F": "32-bit float"}.get(mode, "16-bit")
+    note = f"{path}: a {kind} grey image; its values {low:g}..{high:g} are mapped linearly to 0..255"
+    return np.repeat(grey[..., None], 3, axis=2), note

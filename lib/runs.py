@@ -7,8 +7,8 @@ row per (method, seed, dataset) with the method's parameters as columns -> ``lib
 
 Each (method parameters, image size, seed, image) result is stored as one small ``.npz`` file
 under ``<store>/v<CACHE_VERSION>/<method key>/side<max_side>/seed<seed>/<dataset>/<id>.npz`` as
-soon as its batch finishes (written atomically). Running again skips what is stored, so an
-interrupted notebook resumes where it stopped; a changed parameter gets a new folder instead of
+soon as its batch finishes (written atomically; the temporary file of a killed run is removed by
+the next). Running again skips what is stored, so an interrupted notebook resumes where it stopped; a changed parameter gets a new folder instead of
 stale results, and a record whose image pixels or ground truth no longer match is recomputed.
 Bump ``CACHE_VERSION`` whenever a change to a loop, a model or a metric changes results.
 
@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from .data import Sample, resize_image
 from .evaluation import Evaluator
-from .files import save_npz
+from .files import remove_orphans, save_npz
 from .methods.base import Method, columns, params_key
 from .runtime import default_batch_size, resolve_device, tune_cpu_allocator
 
@@ -148,6 +148,7 @@ def run_method(
     if not method.batchable:
         batch_size = 1
     folder = Path(store) / f"v{CACHE_VERSION}" / params_key(method) / evaluator.key / f"side{max_side or 'full'}"
+    remove_orphans(folder, recursive=True)  # half-written records of a killed run
     records: dict[tuple[int, str], Record] = {}
     todo: list[tuple[int, Sample]] = []
     prints = {s.key: image_fingerprint(s.image) for s in samples}  # once per image, not per seed

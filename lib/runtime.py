@@ -11,14 +11,23 @@ import torch
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` picks CUDA when available, else the CPU; anything else is passed to torch."""
+    """``"auto"`` picks CUDA when available, else the CPU; ``"cpu"``, ``"cuda"`` and ``"cuda:N"``
+    are checked against what torch sees (a ValueError says what to use instead)."""
     if isinstance(device, torch.device):
         return device
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    expected = f"device={device!r}: expected 'auto', 'cpu' or 'cuda' (or 'cuda:N' for GPU N)"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(expected) from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(expected)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} was asked for, but torch sees no CUDA device; use 'cpu' or 'auto'")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device={device!r}: torch sees {torch.cuda.device_count()} CUDA device(s), numbered from 0")
     return dev
 
 

@@ -7,6 +7,13 @@ each name, its default (the ``demo`` profile) and its comment. A value of anothe
 default and the profiles give it, or a name the cell does not declare (a misspelled ``-p``
 option), is an error that names the parameter. Every parameter is recorded in ``metrics.json``
 without being typed twice.
+
+A dataset the parameters ask for (``bsds_images``, ``voc_images``, ``ph2_images``,
+``lung_images`` not 0) that is not under the data root stops the run with the loader's message
+(the file, the expected layout, the command that gets it), unless ``missing_data = "skip"``,
+the ``demo`` default: then the run goes on without it, and every table caption, ``metrics.json``
+and the results index say which dataset was absent and why. ``nb.finish()``, the last cell,
+marks the run complete; the index marks a run that stopped before it.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from __future__ import annotations
 import ast
 import json
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -28,6 +35,8 @@ from .report import Report
 from .runtime import resolve_device
 
 PROFILES = ("smoke", "demo", "paper")
+#: ``missing_data``: what a run does with a requested dataset that is absent
+MISSING_DATA = ("fail", "skip")
 #: names that IPython puts into every kernel's namespace
 _KERNEL_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 
@@ -151,6 +160,19 @@ def check_common(profile: str, seeds: Sequence[int], device: str, max_side: int 
           "None or an integer >= 16")
 
 
+def check_datasets(p: Mapping[str, Any]) -> None:
+    """Ranges of the parameters that choose images, shared by the notebooks that have them."""
+    for name, value in p.items():
+        if name == "synthetic_images":
+            check(value >= 0, name, value, "an integer >= 0 (0: none)")
+        elif name.endswith("_images"):  # bsds_images, voc_images, ph2_images, lung_images
+            check(value >= -1, name, value, "an integer: the first N by id, -1 for all, 0 for none")
+    if "synthetic_size" in p:
+        size = p["synthetic_size"]
+        check(len(size) == 2 and all(isinstance(v, int) and v >= 16 for v in size), "synthetic_size", size,
+              "[height, width], each an integer >= 16")
+
+
 @dataclass
 class NotebookSetup:
     """What a notebook run needs after its parameters: where results go, the device, the run
@@ -161,6 +183,7 @@ class NotebookSetup:
     device: torch.device
     report: Report
     store: Path  # the run cache, shared by the profile's notebooks
+    absent: dict[str, str] = field(default_factory=dict)  # requested dataset -> why it is not in this run
 
     @property
     def profile(self) -> str:
@@ -193,12 +216,40 @@ class NotebookSetup:
         """``Report.figure``: png + pdf, named in ``metrics.json``."""
         self.report.figure(fig, name, title)
 
+    def evaluation_sets(self, **kwargs: Any) -> tuple[dict[str, list[Sample]], dict[str, str]]:
+        """:func:`evaluation_sets` under this run's ``missing_data``; returns the sets and their
+        caption notes, and records what was used and what was absent."""
+        return self._opened(evaluation_sets(**kwargs, missing=self.parameters["missing_data"]))
+
+    def lesion_sets(self, **kwargs: Any) -> tuple[dict[str, list[Sample]], dict[str, str]]:
+        """:func:`lesion_sets` under this run's ``missing_data`` (see :meth:`evaluation_sets`)."""
+        return self._opened(lesion_sets(**kwargs, missing=self.parameters["missing_data"]))
+
+    def _opened(self, opened: "Opened") -> tuple[dict[str, list[Sample]], dict[str, str]]:
+        for name, why in opened.absent.items():
+            print(f"- absent: {why}")
+        self.absent.update(opened.absent)
+        self.report.datasets({name: len(s) for name, s in opened.sets.items()}, self.absent)
+        return opened.sets, opened.notes
+
+    def finish(self, **headline: Any) -> None:
+        """The last cell: record the headline numbers and mark the run complete in
+        ``metrics.json`` (the results index marks a run without it as incomplete)."""
+        self.report.metrics(**headline)
+        self.report.complete()
+        absent = f"; absent: {', '.join(self.absent)}" if self.absent else ""
+        print(f"complete: {len(self.report.meta['tables'])} tables, {len(self.report.meta['figures'])} figures "
+              f"in {self.folder}{absent}")
+
 
 def setup(notebook: str, namespace: Mapping[str, Any]) -> NotebookSetup:
     """Read, check and record the parameters of ``notebook`` (see the module docstring), pick
     the device and open ``results/<profile>/<notebook>/``."""
     p = read_parameters(notebook, namespace)
     check_common(p["profile"], p["seeds"], p["device"], p.get("max_side"), p.get("data_root"), p.get("results_dir"))
+    check_datasets(p)
+    check(p.get("missing_data", "fail") in MISSING_DATA, "missing_data", p.get("missing_data"),
+          "'fail' (a requested dataset that is absent stops the run) or 'skip' (the run goes on without it)")
     if "batch_size" in p:
         check(isinstance(p["batch_size"], int) and p["batch_size"] >= 0, "batch_size", p["batch_size"],
               "an integer >= 0 (0: the device's default)")
@@ -215,77 +266,94 @@ def subset_note(what: str, taken: int, present: int, official: int | None = None
     return f"{what}: {which} images present{short}"
 
 
-def _built_in(sets: dict, notes: dict, name: str, n: int, size: Sequence[int], what: str) -> None:
-    """Add ``n`` generated images of a built-in dataset, and its caption note."""
-    ds = data.load(name, n=n, size=size)
-    sets[ds.name] = list(ds)
-    notes[ds.name] = f"{ds.name}: {len(ds)} generated {what}, {size[0]}x{size[1]} pixels (built in)"
+@dataclass
+class Opened:
+    """The image sets a run evaluates on."""
+
+    sets: dict[str, list[Sample]] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)  # dataset -> how captions name it
+    absent: dict[str, str] = field(default_factory=dict)  # requested dataset -> why it is not here
+
+    def built_in(self, name: str, n: int, size: Sequence[int], what: str) -> None:
+        """Add ``n`` generated images of a built-in dataset, and its caption note."""
+        ds = data.load(name, n=n, size=size)
+        self.sets[ds.name] = list(ds)
+        self.notes[ds.name] = f"{ds.name}: {len(ds)} generated {what}, {size[0]}x{size[1]} pixels (built in)"
+
+    def requested(self, name: str, what: str, parameter: str, missing: str, **load: Any):
+        """``data.load(name, **load)`` for a dataset that ``parameter`` asks for. When it is not
+        under the data root: the loader's message as an error (``missing="fail"``), or None
+        with the reason kept in ``absent`` (``missing="skip"``)."""
+        check(missing in MISSING_DATA, "missing_data", missing, " or ".join(map(repr, MISSING_DATA)))
+        try:
+            return data.load(name, **load)
+        except DatasetNotFound as exc:
+            if missing == "fail":
+                raise DatasetNotFound(f"{parameter} asks for {what}, which is not there: {exc}\n  (or set "
+                                      "missing_data='skip' to run without it; every caption then says so)") from None
+            reason = str(exc).splitlines()[0]
+            self.absent[name] = f"{what} (asked for by {parameter}): {reason}"
+            return None
 
 
 def evaluation_sets(
     *, synthetic_images: int, synthetic_size: Sequence[int], bsds_images: int, bsds_split: str = "test",
     data_root: str | None = None, voc_images: int = 0, voc_ground_truth: str = "object", voc_void: str = "drop",
-) -> tuple[dict[str, list[Sample]], dict[str, str]]:
+    missing: str = "fail",
+) -> Opened:
     """The image sets with ground truth, and a description of each for table captions.
 
-    BSDS500 is used when present under the data root (``bsds_images`` = N first images by id,
-    -1 for the whole split, 0 for none), and so is PASCAL VOC 2012 (``voc_images`` = N first of
-    the 150-image list, -1 for all 150); when a dataset is absent, a note says how to get it.
+    ``bsds_images`` BSDS500 images (the first N by id, -1 for the whole split, 0 for none) and
+    ``voc_images`` PASCAL VOC 2012 images (the first N of the study's 150-image list, -1 for
+    all 150) from the data root; ``missing`` says what an absent one does (see the module).
     """
-    sets: dict[str, list[Sample]] = {}
-    notes: dict[str, str] = {}
+    opened = Opened()
     if synthetic_images:
-        _built_in(sets, notes, "synthetic", synthetic_images, synthetic_size,
-                  "scenes with exact fine and coarse ground truth")
+        opened.built_in("synthetic", synthetic_images, synthetic_size, "scenes with exact fine and coarse ground truth")
     if bsds_images:
-        try:
-            full = data.load("bsds500", root=data_root, split=bsds_split)
-        except DatasetNotFound as exc:
-            notes["bsds500"] = f"BSDS500 not found, so it is left out of this run. {exc}"
-        else:
+        full = opened.requested("bsds500", f"BSDS500 {bsds_split}", f"bsds_images={bsds_images}", missing,
+                                root=data_root, split=bsds_split)
+        if full is not None:
             subset = full[: bsds_images] if bsds_images > 0 else full[:]
-            sets[full.name] = subset
-            notes[full.name] = subset_note(f"BSDS500 {bsds_split}, every human annotation", len(subset), len(full))
+            opened.sets[full.name] = subset
+            opened.notes[full.name] = subset_note(f"BSDS500 {bsds_split}, every human annotation", len(subset),
+                                                  len(full))
     if voc_images:
-        try:
-            voc = data.load("voc2012", root=data_root, ground_truth=voc_ground_truth, void=voc_void)
-        except DatasetNotFound as exc:
-            notes["voc2012"] = f"PASCAL VOC 2012 not found, so it is left out of this run. {exc}"
-        else:
+        voc = opened.requested("voc2012", "PASCAL VOC 2012", f"voc_images={voc_images}", missing,
+                               root=data_root, ground_truth=voc_ground_truth, void=voc_void)
+        if voc is not None:
             subset = voc[: voc_images] if voc_images > 0 else voc[:]
-            sets[voc.name] = subset
+            opened.sets[voc.name] = subset
             void = "not counted" if voc_void == "drop" else "kept as a segment"
-            notes[voc.name] = (f"PASCAL VOC 2012: {len(subset)} of the study's 150 val images "
-                               f"(lib/data/voc2012_val150.txt), {voc_ground_truth} PNGs, void border {void}")
-    if not sets:
-        raise ParameterError("no evaluation images: set synthetic_images > 0 or make BSDS500 available")
-    return sets, notes
+            opened.notes[voc.name] = (f"PASCAL VOC 2012: {len(subset)} of the study's 150 val images "
+                                      f"(lib/data/voc2012_val150.txt), {voc_ground_truth} PNGs, void border {void}")
+    if not opened.sets:
+        raise ParameterError("no evaluation images: synthetic_images, bsds_images and voc_images are all 0"
+                             + (f", and absent: {'; '.join(opened.absent.values())}" if opened.absent else ""))
+    return opened
 
 
-#: images in the full lesion datasets, to say when a copy is a subset
-LESION_DATASETS = {"ph2": ("PH2", 200), "lung_ct": ("Kaggle lung CT 2D", 267)}
+#: images in the full lesion datasets, to say when a copy is a subset; the parameter that asks for each
+LESION_DATASETS = {"ph2": ("PH2", 200, "ph2_images"), "lung_ct": ("Kaggle lung CT 2D", 267, "lung_images")}
 
 
 def lesion_sets(*, synthetic_images: int, synthetic_size: Sequence[int], data_root: str | None = None,
-                **counts: int) -> tuple[dict[str, list[Sample]], dict[str, str]]:
+                missing: str = "fail", **counts: int) -> Opened:
     """S3-Net's image sets and their caption notes: built-in synthetic lesions, and each lesion
     dataset of ``counts`` (``ph2=N``, ``lung_ct=N``: the first N by id, -1 for all, 0 for none)
-    when present under the data root."""
-    sets: dict[str, list[Sample]] = {}
-    notes: dict[str, str] = {}
+    from the data root; ``missing`` says what an absent one does (see the module)."""
+    opened = Opened()
     if synthetic_images:
-        _built_in(sets, notes, "synthetic_lesions", synthetic_images, synthetic_size, "lesion images with exact masks")
+        opened.built_in("synthetic_lesions", synthetic_images, synthetic_size, "lesion images with exact masks")
     for name, count in counts.items():
         if not count:
             continue
-        what, official = LESION_DATASETS[name]
-        try:
-            full = data.load(name, root=data_root)
-        except DatasetNotFound as exc:
-            notes[name] = f"{what} not found, so it is left out of this run. {exc}"
-            continue
-        sets[name] = full[:count] if count > 0 else full[:]
-        notes[name] = subset_note(what, len(sets[name]), len(full), official)
-    if not sets:
-        raise ParameterError("no evaluation images: set synthetic_images > 0 or make a lesion dataset available")
-    return sets, notes
+        what, official, parameter = LESION_DATASETS[name]
+        full = opened.requested(name, what, f"{parameter}={count}", missing, root=data_root)
+        if full is not None:
+            opened.sets[name] = full[:count] if count > 0 else full[:]
+            opened.notes[name] = subset_note(what, len(opened.sets[name]), len(full), official)
+    if not opened.sets:
+        raise ParameterError("no evaluation images: synthetic_images and every lesion dataset count are 0"
+                             + (f", and absent: {'; '.join(opened.absent.values())}" if opened.absent else ""))
+    return opened

@@ -199,3 +199,99 @@ def test_evaluate_lists_every_problem_at_once(tmp_path, capsys):
     code, _, err = _run(capsys, "evaluate", "bsds500", "--pred", str(pred_dir), "--data-root", str(tmp_path))
     assert code == 2 and "3 of 3 images" in err
     assert "image 2: both 2.png and 2.npy" in err and "image 10: no prediction" in err and "image 30: no prediction" in err
+
+
+# --------------------------------------------------------------------------------------------
+# segment: a bad input is named, with what to do, before anything is written or optimised
+
+
+def _refused(capsys, tmp_path, *argv, image=None):
+    out = tmp_path / "out"
+    code, stdout, err = _run(capsys, "segment", "--iterations", "2", "--device", "cpu", "--quiet", *argv,
+                             *(("--out", str(out)) if "--out" not in argv else ()),
+                             str(image or _two_halves(tmp_path)))
+    assert code == 2 and err.startswith("error: ") and "Traceback" not in err
+    assert not out.exists()  # nothing created
+    return err
+
+
+def test_segment_names_a_file_that_is_not_an_image(tmp_path, capsys):
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    err = _refused(capsys, tmp_path, image=bad)
+    assert "notes.png is not an image file" in err and "Re-download" not in err and "Pillow opens" in err
+
+
+def test_segment_refuses_an_image_too_small_to_segment(tmp_path, capsys):
+    tiny = tmp_path / "tiny.png"
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(tiny)
+    err = _refused(capsys, tmp_path, image=tiny)
+    assert "tiny.png: 1x1 pixels" in err and "at least 8" in err and "BatchNorm" not in err
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--max-side", "-3"], "--max-side -3: must be at least 16"),
+    (["--batch", "0"], "--batch 0: must be at least 1"),
+    (["--device", "gpu"], "device='gpu': expected 'auto', 'cpu' or 'cuda'"),
+])
+def test_segment_names_a_bad_option(tmp_path, capsys, argv, expected):
+    assert expected in _refused(capsys, tmp_path, *argv)
+
+
+@pytest.mark.parametrize("kind", ["file", "under_a_file"])
+def test_segment_checks_out_before_it_optimises(tmp_path, capsys, monkeypatch, kind):
+    from lib.methods import Kanezaki2018
+
+    def never(*args, **kwargs):
+        raise AssertionError("the optimisation started before --out was checked")
+
+    monkeypatch.setattr(Kanezaki2018, "run", never)
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file")
+    out = blocker if kind == "file" else blocker / "labels"
+    code, _, err = _run(capsys, "segment", "--device", "cpu", "--quiet", "--out", str(out), str(_two_halves(tmp_path)))
+    assert code == 2 and f"--out {out}" in err
+    assert ("is not a folder" if kind == "file" else "cannot write there") in err
+
+
+def test_segment_refuses_two_images_that_would_write_one_file(tmp_path, capsys):
+    first = _two_halves(tmp_path)
+    (tmp_path / "again").mkdir()
+    second = _two_halves(tmp_path / "again")
+    code, _, err = _run(capsys, "segment", "--out", str(tmp_path / "out"), str(first), str(second))
+    assert code == 2 and "two_halves.png" in err and not (tmp_path / "out").exists()
+
+
+def test_a_16_bit_image_is_scaled_not_clipped(tmp_path, capsys):
+    """Pillow's convert("RGB") clips a 16-bit file at 255 (a 0..4000 image becomes 99.6% white);
+    the file's own range is mapped to 0..255 instead, and the run says so."""
+    from lib.files import read_image
+
+    ramp = np.tile(np.linspace(1000, 3000, 32).round().astype(np.uint16), (24, 1))
+    ramp[:, 16:] += 20000  # two halves far apart in value: the network should find them
+    src = tmp_path / "ct.png"
+    Image.fromarray(ramp).save(src)
+    image, note = read_image(src)
+    assert image.dtype == np.uint8 and image.shape == (24, 32, 3)
+    low, high = int(ramp.min()), int(ramp.max())
+    expected = np.round((ramp.astype(float) - low) / (high - low) * 255).astype(np.uint8)
+    assert np.array_equal(image[..., 0], expected) and image.min() == 0 and image.max() == 255
+    assert (image == 255).mean() < 0.05  # was 1.0: every pixel clipped
+    assert "16-bit grey image; its values 1000..23000 are mapped linearly to 0..255" in note
+
+    code, stdout, _ = _run(capsys, "segment", "--iterations", "20", "--device", "cpu", "--quiet",
+                           "--out", str(tmp_path / "out"), str(src))
+    assert code == 0 and "mapped linearly to 0..255" in stdout
+    labels = read_label_map(tmp_path / "out" / "ct.png")
+    assert len(np.unique(labels)) > 1  # a saturated (constant) image gives one label
+
+
+def test_a_float_image_with_nan_is_refused_by_name(tmp_path):
+    from lib.files import ImageFileError, read_image
+
+    values = np.ones((8, 8), np.float32)
+    values[0, 0] = np.nan
+    path = tmp_path / "nan.tif"
+    Image.fromarray(values).save(path)
+    with pytest.raises(ImageFileError, match="nan.tif: a float image with NaN"):
+        read_image(path)

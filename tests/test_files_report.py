@@ -5,18 +5,23 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
+from lib import files
 from lib.data.synthetic import SyntheticScenes
 from lib.files import LabelMapError, atomic_write, read_label_map, save_label_map
 from lib.methods import Blank, Felzenszwalb
 from lib.methods.base import params_key
 from lib.report import Report, build_index, caption
 from lib.evaluation import RegionEvaluator
+from lib.paths import REPO_ROOT as REPO
 from lib.runs import CACHE_VERSION, run_method
 
 REGION = RegionEvaluator()
@@ -200,7 +205,8 @@ def test_build_index_includes_comparison_tables_in_full(tmp_path):
     _table(report, "versus_paper", comparison=True)
     _table(report, "all_runs", comparison=False)
     report.figure(_figure(), "curve", "PR curve")
-    Report(results / "paper" / "nb2", "nb2", "paper")
+    report.complete()
+    Report(results / "paper" / "nb2", "nb2", "paper").complete()
 
     index = build_index(results)
     assert "## Profile `smoke`" in index and "## Profile `paper`" in index
@@ -218,6 +224,99 @@ def test_build_index_includes_comparison_tables_in_full(tmp_path):
 
 def test_build_index_without_results(tmp_path):
     assert "No results yet" in build_index(tmp_path)
+
+
+def test_index_marks_a_run_that_stopped_before_its_last_cell(tmp_path):
+    folder = tmp_path / "smoke" / "nb1"
+    report = Report(folder, "nb1", "smoke")
+    _table(report, "versus_paper", comparison=True)  # then the kernel died
+    (folder / "papermill.log").write_text("Traceback ...")
+    index = build_index(tmp_path)
+    assert "**Incomplete run**" in index and "[its log](smoke/nb1/papermill.log)" in index
+    assert "| GS" not in index  # a partial comparison is listed, not shown
+    assert "- [Best configurations](smoke/nb1/versus_paper.md)" in index
+    assert "executed notebook" not in index  # papermill wrote none
+
+    report.complete()
+    index = build_index(tmp_path)
+    assert "Incomplete" not in index and "| GS" in index
+
+
+def test_index_links_only_the_executed_notebook_of_this_run(tmp_path):
+    folder = tmp_path / "smoke" / "nb1"
+    report = Report(folder, "nb1", "smoke")
+    report.complete()
+    executed = folder / "nb1.ipynb"
+    executed.write_text("{}")  # papermill writes it after the last cell
+    assert "[executed notebook](smoke/nb1/nb1.ipynb)" in build_index(tmp_path)
+    os.utime(executed, (1, 1))  # an executed notebook older than the run's metrics.json: an earlier run's
+    report = Report(folder, "nb1", "smoke")
+    report.complete()
+    assert "executed notebook" not in build_index(tmp_path)
+
+
+def test_an_absent_dataset_is_named_in_every_caption_and_the_index(tmp_path):
+    report = Report(tmp_path / "demo" / "nb1", "nb1", "demo")
+    report.datasets({"synthetic": 2}, {"bsds500": "BSDS500 test (asked for by bsds_images=4): not found: /x"})
+    _table(report, "a", comparison=True)
+    _table(report, "b")
+    meta = json.loads((tmp_path / "demo" / "nb1" / "metrics.json").read_text())
+    assert meta["datasets"] == {"synthetic": 2} and list(meta["absent"]) == ["bsds500"]
+    for table in meta["tables"].values():
+        assert table["caption"].endswith("Absent from this run (missing_data = 'skip'): "
+                                         "BSDS500 test (asked for by bsds_images=4): not found: /x.")
+    report.complete()
+    index = build_index(tmp_path)
+    assert index.count("asked for by bsds_images=4") == 3  # the run's line, and both tables' captions
+
+
+def _outputs(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir()}
+
+
+def test_a_rerun_leaves_the_folder_as_a_clean_run_would(tmp_path):
+    earlier = Report(tmp_path / "rerun", "nb", "demo")
+    _table(earlier, "bsds500_table")  # a table the new run will not write (its dataset is gone)
+    _table(earlier, "kept")
+    earlier.figure(_figure(), "fig", "Figure")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    orphan = tmp_path / "rerun" / f".kept.csv.{files._OWNER.rsplit('-', 1)[0]}-{dead.stdout.strip()}.abc123.tmp"
+    orphan.write_text("half")
+    live = tmp_path / "rerun" / f".kept.md.{files._OWNER}.xyz789.tmp"  # this process: still writing it
+    live.write_text("half")
+    mine = tmp_path / "rerun" / "notes.txt"  # not written by the study: not ours to delete
+    mine.write_text("mine")
+
+    for folder in (tmp_path / "rerun", tmp_path / "clean"):
+        report = Report(folder, "nb", "demo")
+        _table(report, "kept")
+        report.complete()
+    live.unlink()
+    mine.unlink()
+    assert _outputs(tmp_path / "rerun") == _outputs(tmp_path / "clean")
+    for name in _outputs(tmp_path / "clean"):
+        assert (tmp_path / "rerun" / name).read_bytes() == (tmp_path / "clean" / name).read_bytes(), name
+
+
+def test_a_killed_write_leaves_a_temporary_file_the_next_run_removes(tmp_path):
+    target = tmp_path / "table.csv"
+    code = ("import os, sys; from lib.files import atomic_write\n"
+            "with atomic_write(sys.argv[1], 'w') as f:\n    f.write('half'); f.flush(); os._exit(9)\n")
+    assert subprocess.run([sys.executable, "-c", code, str(target)], cwd=REPO).returncode == 9
+    left = [p for p in tmp_path.iterdir()]
+    assert len(left) == 1 and left[0].name.startswith(".table.csv.") and not target.exists()
+    assert files.remove_orphans(tmp_path) == left
+    assert not list(tmp_path.iterdir())
+
+
+def test_run_method_removes_a_killed_runs_half_written_record(tmp_path, samples):
+    run_method(Blank(), samples, [0], tmp_path, evaluator=RegionEvaluator(), progress=False)
+    record = next(tmp_path.rglob("*.npz"))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    orphan = record.with_name(f".{record.name}.{files._OWNER.rsplit('-', 1)[0]}-{dead.stdout.strip()}.q1.tmp")
+    orphan.write_bytes(b"half")
+    run_method(Blank(), samples, [0], tmp_path, evaluator=RegionEvaluator(), progress=False)
+    assert not orphan.exists() and record.is_file()
 
 
 def _figure():

@@ -152,9 +152,41 @@ def test_runs_in_smoke_profile(path: Path, tmp_path: Path):
             assert (out_dir / f).stat().st_size > 0, f
     # a second run resumes from the per-image cache and gives the same tables
     first = {n: (out_dir / f"{n}.csv").read_text() for n in meta["tables"]}
+    written = {p.name for p in out_dir.iterdir()}
     papermill.execute_notebook(
         str(path), str(tmp_path / f"again_{path.name}"), parameters={**params, "results_dir": str(out_dir)},
         kernel_name="python3", cwd=str(REPO / "notebooks"), progress_bar=False,
     )
     for n, text in first.items():  # even the timings: they are read back from the cache
         assert (out_dir / f"{n}.csv").read_text() == text, f"{n} changed on a resumed run"
+    # the rerun left the folder as the first run did: the same files, none half-written, complete
+    assert meta["complete"] and json.loads((out_dir / "metrics.json").read_text())["complete"]
+    assert {p.name for p in out_dir.iterdir()} == written
+    assert not list(out_dir.parent.rglob("*.tmp"))
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("missing_data", ["fail", "skip"])
+def test_an_absent_dataset_is_never_dropped_silently(tmp_path: Path, missing_data: str):
+    """BSDS500 asked for (bsds_images=1) under a data root without it: the run stops with the
+    loader's message, or (missing_data="skip") completes and every caption says it is absent."""
+    params = yaml.safe_load((REPO / "notebooks" / "params" / "kanezaki2018_depth" / "smoke.yaml").read_text())
+    out_dir = tmp_path / "results"
+    run = dict(parameters={**params, "bsds_images": 1, "missing_data": missing_data, "data_root": str(tmp_path),
+                           "results_dir": str(out_dir)},
+               kernel_name="python3", cwd=str(REPO / "notebooks"), progress_bar=False)
+    if missing_data == "fail":
+        with pytest.raises(papermill.PapermillExecutionError) as err:
+            papermill.execute_notebook(str(REPO / "notebooks" / "kanezaki2018_depth.ipynb"),
+                                       str(tmp_path / "out.ipynb"), **run)
+        assert err.value.ename == "DatasetNotFound"
+        assert "bsds_images=1 asks for BSDS500 test" in err.value.evalue
+        assert str(tmp_path / "bsds500" / "images" / "test") in err.value.evalue
+        assert not json.loads((out_dir / "metrics.json").read_text())["complete"]
+        return
+    papermill.execute_notebook(str(REPO / "notebooks" / "kanezaki2018_depth.ipynb"), str(tmp_path / "out.ipynb"), **run)
+    meta = json.loads((out_dir / "metrics.json").read_text())
+    assert meta["complete"] and list(meta["absent"]) == ["bsds500"] and "bsds500/test" not in meta["datasets"]
+    assert meta["tables"]
+    for table in meta["tables"].values():
+        assert "Absent from this run (missing_data = 'skip'): BSDS500 test (asked for by bsds_images=1)" in table["caption"]

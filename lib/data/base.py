@@ -8,6 +8,8 @@ from typing import Sequence
 import numpy as np
 from skimage.transform import resize
 
+from .. import files
+
 
 class DatasetError(RuntimeError):
     """A dataset file is missing, unreadable or inconsistent; the message names it."""
@@ -67,6 +69,17 @@ class SampleList(Sequence[Sample]):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, {len(self)} images)"
+
+
+def read_image(path) -> np.ndarray:
+    """A dataset's image file as ``(H, W, 3)`` uint8 RGB; a clear error names the file if it
+    is missing or broken (a user's own files go through :func:`lib.files.read_image`)."""
+    if not path.is_file():
+        raise DatasetNotFound(f"image not found: {path}")
+    try:
+        return files.read_image(path)[0]
+    except files.ImageFileError as exc:
+        raise DatasetError(f"{exc}. Re-download the dataset.") from exc
 
 
 def resize_image(image: np.ndarray, max_side: int | None) -> np.ndarray:

@@ -23,10 +23,9 @@ from typing import Sequence
 
 import numpy as np
 import scipy.io
-from PIL import Image
 
 from .. import paths
-from .base import DatasetError, DatasetNotFound, Sample, SampleList, require_ids
+from .base import DatasetError, DatasetNotFound, Sample, SampleList, read_image, require_ids
 
 SPLITS = ("train", "val", "test")
 ARCHIVE_URL = "https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/BSR/BSR_bsds500.tgz"
@@ -78,7 +77,9 @@ class BSDS500(SampleList):
             raise _missing(self.image_dir / "*.jpg", self.root, f"{split} images")
         without_gt = [i for i in known if not (self.gt_dir / f"{i}.mat").is_file()]
         if without_gt:
-            raise _missing(self.gt_dir / f"{without_gt[0]}.mat", self.root, "ground truth")
+            first = self.gt_dir / f"{without_gt[0]}.mat"
+            which = f" (first: {without_gt[0]})" if len(without_gt) > 1 else ""
+            raise _missing(first, self.root, f"ground truth of {len(without_gt)} of the {len(known)} {split} images{which}")
         self.ids = require_ids(ids, known, str(self.image_dir))
         if limit is not None and limit >= 0:
             self.ids = self.ids[:limit]
@@ -87,17 +88,6 @@ class BSDS500(SampleList):
         image = read_image(self.image_dir / f"{image_id}.jpg")
         segs, bounds = read_ground_truth(self.gt_dir / f"{image_id}.mat", image.shape[:2])
         return Sample(self.name, image_id, image, segs, bounds)
-
-
-def read_image(path: Path) -> np.ndarray:
-    """An image file as ``(H, W, 3)`` uint8 RGB; a clear error names the file if it is broken."""
-    if not path.is_file():
-        raise DatasetNotFound(f"image not found: {path}")
-    try:
-        with Image.open(path) as im:
-            return np.array(im.convert("RGB"))
-    except Exception as exc:
-        raise DatasetError(f"cannot read image {path}: {exc}. Re-download the dataset.") from exc
 
 
 def read_ground_truth(path: Path, shape: tuple[int, int]) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from .. import paths
+from ..files import to_uint8
 from .base import DatasetError, DatasetNotFound, Sample, SampleList, require_ids
 from .ph2 import read_mask
 
@@ -28,13 +29,12 @@ LUNG_WINDOW = (-600.0, 1500.0)  # (level, width)
 
 def window(slice_hu: np.ndarray, level_width: tuple[float, float] | None = LUNG_WINDOW) -> np.ndarray:
     """A CT slice as uint8 RGB through an intensity window (see the module docstring)."""
-    x = slice_hu.astype(np.float64)
     if level_width is None:
-        lo, hi = float(x.min()), float(x.max())
+        lo, hi = float(slice_hu.min()), float(slice_hu.max())
     else:
         level, width = level_width
         lo, hi = level - width / 2, level + width / 2
-    grey = np.clip((x - lo) / max(hi - lo, 1e-9) * 255.0, 0, 255).round().astype(np.uint8)
+    grey = to_uint8(slice_hu, lo, hi)
     return np.repeat(grey[..., None], 3, axis=2)
 
 

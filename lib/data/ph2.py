@@ -21,8 +21,7 @@ import numpy as np
 from PIL import Image
 
 from .. import paths
-from .base import DatasetError, DatasetNotFound, Sample, SampleList, require_ids
-from .bsds500 import read_image
+from .base import DatasetError, DatasetNotFound, Sample, SampleList, read_image, require_ids
 
 IMAGES_DIR = "PH2 Dataset images"
 DIAGNOSES = ("common nevus", "atypical nevus", "melanoma")

@@ -30,8 +30,7 @@ import numpy as np
 from PIL import Image
 
 from .. import paths
-from .base import DatasetError, DatasetNotFound, Sample, SampleList, require_ids
-from .bsds500 import read_image
+from .base import DatasetError, DatasetNotFound, Sample, SampleList, read_image, require_ids
 
 HERE = Path(__file__).parent
 VAL_LIST = HERE / "voc2012_segmentation_val.txt"
