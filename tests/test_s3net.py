@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from torchvision.ops import deform_conv2d
 
 from lib.losses import (edge_aware_continuity, edge_disagreement_constant, head_consistency, pseudo_label_cross_entropy,
