@@ -85,7 +85,7 @@ SEGMENT_METHODS = ("kanezaki2018", "kim2020", "dynamicseg", "s3net")
 
 def _segment_method(args: argparse.Namespace):
     """The method ``segment``'s options ask for; CLIError for an option that does not apply to it."""
-    from .methods import DynamicSeg, Kanezaki2018, Kim2020, S3Net
+    from . import methods
 
     name = args.method
     if args.scheme is not None and name != "dynamicseg":
@@ -104,16 +104,16 @@ def _segment_method(args: argparse.Namespace):
         raise CLIError(f"--mu {args.mu:g}: the weight parameter must be positive")
     form = {"form": args.form} if args.form is not None else {}  # None: the method's own default form
     if name == "kanezaki2018":
-        return Kanezaki2018(**form, iterations=args.iterations, n_layers=args.layers)
+        return methods.Kanezaki2018(**form, iterations=args.iterations, n_layers=args.layers)
     if name == "kim2020":
-        return Kim2020(5.0 if args.mu is None else args.mu, **form, iterations=args.iterations, n_layers=args.layers)
+        return methods.Kim2020(5.0 if args.mu is None else args.mu, **form, iterations=args.iterations, n_layers=args.layers)
     if name == "dynamicseg":
         if args.scheme is None:
             raise CLIError("--method dynamicseg needs --scheme: fsf (weight q'/mu, default mu 15) "
                            "or scf (weight mu/q', default mu 100)")
         mu = DYNAMICSEG_MU[args.scheme] if args.mu is None else args.mu
-        return DynamicSeg(args.scheme, mu, **form, iterations=args.iterations, n_layers=args.layers)
-    return S3Net(**form, iterations=args.iterations)
+        return methods.DynamicSeg(args.scheme, mu, **form, iterations=args.iterations, n_layers=args.layers)
+    return methods.S3Net(**form, iterations=args.iterations)
 
 
 #: the fewest pixels on an image's shorter side (after ``--max-side``): the networks' batch norm
@@ -166,7 +166,7 @@ def _output_folder(out: Path) -> Path:
 def _segment(args: argparse.Namespace) -> int:
     from .files import save_image, save_label_map
     from .metrics.segments import upsample_labels
-    from .plots import boundaries_overlay
+    from .overlays import boundaries_overlay
     from .runtime import resolve_device, tune_cpu_allocator
 
     method = _segment_method(args)
@@ -297,11 +297,16 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--device", default="auto")
     b.add_argument("--iterations", type=int, default=5, help="timed iterations (after one warm-up)")
     b.add_argument("--batch", type=int, default=0, help="images in the batch measurement (0: 2 on CPU, 16 on CUDA)")
-    b.add_argument("--method", default="kanezaki2018", choices=["kanezaki2018", "kim2020", "s3net", "s3net-code"])
+    b.add_argument("--method", default="kanezaki2018", choices=["kanezaki2018", "kim2020", "s3net", "s3net-code"],
+                   help="the loop to time (lib/benchmark.py LOOPS)")
     b.add_argument("--layers", type=int, default=None, help="M (default: 2 for kanezaki2018, 3 for kim2020)")
     b.add_argument("--estimate", type=int, nargs=2, metavar=("IMAGES", "ITERATIONS"), default=None,
                    help="also estimate the wall time of IMAGES x ITERATIONS at the measured throughput")
-    b.add_argument("--reference", action="store_true", help="also time a loop written like the authors' demo.py")
+    b.add_argument("--reference", action="store_true", help="also time a loop written step for step like the "
+                   "authors' demo.py")
+    b.add_argument("--authors-demo", default=None, metavar="DEMO_PY",
+                   help="also time the published demo.py itself (a copy of kanezaki/pytorch-unsupervised-segmentation"
+                   " @478e67e), unchanged, on the same image")
     b.add_argument("--data-root", default=None, help="to take a real BSDS500 image when present")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=_benchmark)
@@ -313,9 +318,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .data import DatasetError
+    args = parser().parse_args(argv)  # before any heavy import: --help answers at once
+    from .data.base import DatasetError
 
-    args = parser().parse_args(argv)
     try:
         return args.func(args)
     except (CLIError, DatasetError, ValueError) as exc:

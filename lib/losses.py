@@ -22,6 +22,10 @@ def pseudo_label_cross_entropy(response: torch.Tensor, target: torch.Tensor) -> 
     Returns:
         ``(B,)`` losses.
     """
+    if response.stride(1) == 1 and response.shape[1] > 1:  # channels-last: q is the innermost axis
+        # the softmax over a contiguous axis is ~2x faster than F.cross_entropy's over dim 1 here
+        log_p = F.log_softmax(response.movedim(1, -1), -1)
+        return -log_p.gather(-1, target.unsqueeze(-1)).flatten(1).mean(1)
     return F.cross_entropy(response, target, reduction="none").flatten(1).mean(1)
 
 

@@ -15,7 +15,7 @@ Bump ``CACHE_VERSION`` whenever a change to a loop, a model or a metric changes 
 Reproducibility: a seed fixes each image's initial weights whatever its batch, but B = 1 and
 B > 1 run different convolution kernels (and CPU and CUDA differ), whose rounding differences
 grow through the argmax over hundreds of iterations. Each record stores the device and batch
-size that produced it.
+size that produced it, and the memory layout measured fastest on that machine (``lib/layout.py``).
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ class Record:
     extras: dict[str, np.ndarray] = field(default_factory=dict)
     device: str = ""
     batch_size: int = 1
+    layout: str = ""  # the network's memory layout (lib/layout.py)
 
     @property
     def key(self) -> str:
@@ -78,7 +79,7 @@ def image_fingerprint(image: np.ndarray) -> str:
 def _save(path: Path, rec: Record, evaluator: Any, fingerprint: str) -> None:
     arrays: dict[str, Any] = {
         "iterations": rec.iterations, "seconds": rec.seconds, "n_labels": rec.n_labels,
-        "device": rec.device, "batch_size": rec.batch_size, "image": fingerprint,
+        "device": rec.device, "batch_size": rec.batch_size, "layout": rec.layout, "image": fingerprint,
     }
     if rec.evaluation is not None:
         arrays.update({f"eval_{k}": v for k, v in evaluator.to_arrays(rec.evaluation).items()})
@@ -100,6 +101,7 @@ def _load(path: Path, sample: Sample, seed: int, want_labels: bool, evaluator: E
             a = {k: z[k] for k in z.files}
         iterations, seconds, n_labels = int(a["iterations"]), float(a["seconds"]), int(a["n_labels"])
         device, batch_size = str(a["device"]), int(a["batch_size"])
+        layout = str(a["layout"]) if "layout" in a else ""  # older records carry none
     except UNREADABLE as exc:
         warnings.warn(f"cache record {path} is unreadable ({type(exc).__name__}: {exc}); recomputing it", stacklevel=3)
         return None
@@ -117,7 +119,7 @@ def _load(path: Path, sample: Sample, seed: int, want_labels: bool, evaluator: E
         n_labels=n_labels, evaluation=evaluation,
         labels=a["labels"].astype(np.int64) if "labels" in a else None,
         extras={k[6:]: v for k, v in a.items() if k.startswith("extra_")},
-        device=device, batch_size=batch_size,
+        device=device, batch_size=batch_size, layout=layout,
     )
 
 
@@ -176,7 +178,7 @@ def run_method(
                     n_labels=int(len(np.unique(out.labels))),
                     evaluation=evaluator.evaluate(out.labels, s) if s.segmentations else None,
                     labels=out.labels if keep_labels else None, extras=out.extras,
-                    device=str(dev), batch_size=len(batch),
+                    device=str(dev), batch_size=len(batch), layout=out.layout,
                 )
                 _save(_record_path(folder / f"seed{seed}", s), rec, evaluator, prints[s.key])
                 records[(seed, s.key)] = rec

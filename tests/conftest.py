@@ -127,3 +127,11 @@ def write_fake_lung(root: Path, ids=("ID_0000_Z_0142", "ID_0001_Z_0146"), shape=
         Image.fromarray(((hu == -850) * 255).astype(np.uint8)).save(base / "2d_masks" / f"{image_id}.tif")
         slices[image_id] = hu
     return slices
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _layout_cache(tmp_path_factory):
+    """The measured memory layouts (lib/layout.py) go to a folder of this test session, not to
+    the user's ~/.cache; notebook kernels inherit the variable."""
+    os.environ["SEGSTUDY_CACHE_DIR"] = str(tmp_path_factory.mktemp("segstudy-cache"))
+    yield

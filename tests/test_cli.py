@@ -295,3 +295,28 @@ def test_a_float_image_with_nan_is_refused_by_name(tmp_path):
     Image.fromarray(values).save(path)
     with pytest.raises(ImageFileError, match="nan.tif: a float image with NaN"):
         read_image(path)
+
+
+def test_the_published_demo_runs_unchanged_under_the_harness(tmp_path):
+    """--authors-demo runs a script with demo.py's command line (cv2.imread, --input, --visualize,
+    --maxIter, --minLabels, one printed line per iteration) and times the gaps between lines."""
+    from lib.benchmark import time_published_demo
+
+    script = tmp_path / "demo.py"
+    script.write_text(
+        "import argparse, time, cv2\n"
+        "p = argparse.ArgumentParser()\n"
+        "for a in ('--input', '--visualize', '--maxIter', '--minLabels'):\n"
+        "    p.add_argument(a)\n"
+        "args = p.parse_args()\n"
+        "im = cv2.imread(args.input)\n"
+        "assert im.shape == (6, 5, 3) and im[0, 0, 0] == 30 and im[0, 0, 2] == 10  # BGR, as OpenCV reads\n"
+        "for i in range(int(args.maxIter)):\n"
+        "    time.sleep(0.02)\n"
+        "    print(i, '/', args.maxIter)\n")
+    image = np.zeros((6, 5, 3), np.uint8)
+    image[..., 0], image[..., 2] = 10, 30
+    seconds = time_published_demo(str(script), image, iterations=3)
+    assert seconds >= 0.019  # each gap holds the script's 0.02 s sleep: the harness times the script
+    with pytest.raises(ValueError, match="no such file"):
+        time_published_demo(str(tmp_path / "missing.py"), image, 1)

@@ -13,19 +13,20 @@
 
 from __future__ import annotations
 
-from typing import Callable
+import importlib
 
 from .base import DatasetError, DatasetNotFound, Sample, SampleList, resize_image
-from . import bsds500, lung_ct, ph2, photos, synthetic, voc2012
 
-_REGISTRY: dict[str, Callable[..., SampleList]] = {
-    "bsds500": bsds500.BSDS500,
-    "synthetic": synthetic.SyntheticScenes,
-    "photos": photos.Photos,
-    "voc2012": voc2012.VOC2012,
-    "ph2": ph2.PH2,
-    "lung_ct": lung_ct.LungCT,
-    "synthetic_lesions": synthetic.SyntheticLesions,
+#: name -> (module, class); a module is imported when its dataset is first loaded (a command
+#: that needs one dataset does not pay for the others' imports)
+_REGISTRY: dict[str, tuple[str, str]] = {
+    "bsds500": ("bsds500", "BSDS500"),
+    "synthetic": ("synthetic", "SyntheticScenes"),
+    "photos": ("photos", "Photos"),
+    "voc2012": ("voc2012", "VOC2012"),
+    "ph2": ("ph2", "PH2"),
+    "lung_ct": ("lung_ct", "LungCT"),
+    "synthetic_lesions": ("synthetic", "SyntheticLesions"),
 }
 
 
@@ -36,10 +37,10 @@ def available() -> list[str]:
 def load(name: str, **kwargs) -> SampleList:
     """Open dataset ``name`` (see :func:`available`); keyword arguments go to its class."""
     try:
-        factory = _REGISTRY[name]
+        module, cls = _REGISTRY[name]
     except KeyError:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(available())}") from None
-    return factory(**kwargs)
+    return getattr(importlib.import_module(f".{module}", __name__), cls)(**kwargs)
 
 
 __all__ = [

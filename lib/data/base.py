@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
-from skimage.transform import resize
 
 from .. import files
 
@@ -88,6 +87,8 @@ def resize_image(image: np.ndarray, max_side: int | None) -> np.ndarray:
     Ground truth is never resized: predictions are brought back to the ground truth's size
     (nearest neighbour) before they are scored, so every metric is computed at full resolution.
     """
+    from skimage.transform import resize  # here: importing it costs a second a command may not need
+
     if not max_side:
         return image
     h, w = image.shape[:2]

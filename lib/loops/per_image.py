@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .. import layout as layouts
+
 
 @dataclass
 class LoopResult:
@@ -36,6 +38,7 @@ class LoopResult:
     label_history: np.ndarray  # (B, t) distinct argmax labels at each iteration (before refinement)
     loss_history: np.ndarray  # (B, t) loss at each iteration (nan once an image has stopped)
     snapshots: dict[int, np.ndarray] = field(default_factory=dict)  # updates made -> (B, H, W) argmax labels
+    layout: str = ""  # the network's memory layout (lib/layout.py); "" for a network without one
 
 
 def count_labels(labels: torch.Tensor, classes: int) -> torch.Tensor:
@@ -84,6 +87,8 @@ def self_train(
         raise ValueError(f"iterations={iterations} must be >= 0")
     B = x.shape[0]
     device = x.device
+    if hasattr(model, "layout"):
+        model.layout = layouts.choose(model, x)
     optimiser = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     done = torch.zeros(B, dtype=torch.bool, device=device)
     stopping = torch.zeros_like(done)  # met the stop rule at the last update
@@ -135,4 +140,5 @@ def self_train(
         label_history=torch.stack(label_hist, 1).cpu().numpy() if label_hist else empty.long().numpy(),
         loss_history=torch.stack(loss_hist, 1).cpu().numpy() if loss_hist else empty.numpy(),
         snapshots=kept,
+        layout=str(getattr(model, "layout", "")),
     )

@@ -10,10 +10,21 @@ Every method follows the :class:`~lib.methods.base.Method` protocol, so the runn
   and the blank (one-segment) prediction.
 """
 
-from .base import Method, Output
-from .baselines import Blank, Felzenszwalb, KMeansWindows
-from .kanezaki2018 import Kanezaki2018
-from .kim2020 import ContinuityClustering, DynamicSeg, Kim2020
-from .s3net import S3Net
+import importlib
 
-__all__ = ["Blank", "ContinuityClustering", "DynamicSeg", "Felzenszwalb", "Kim2020", "S3Net", "KMeansWindows", "Kanezaki2018", "Method", "Output"]
+from .base import Method, Output
+
+#: class -> module; a module is imported on first use (``segment --method kanezaki2018`` does
+#: not pay for scikit-image's graph segmentation or S3-Net's network)
+_WHERE = {"Blank": "baselines", "Felzenszwalb": "baselines", "KMeansWindows": "baselines",
+          "Kanezaki2018": "kanezaki2018", "ContinuityClustering": "kim2020", "DynamicSeg": "kim2020",
+          "Kim2020": "kim2020", "S3Net": "s3net"}
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+
+
+__all__ = [*_WHERE, "Method", "Output"]

@@ -24,6 +24,7 @@ class Output:
     labels: np.ndarray  # (H, W) integer labels
     iterations: int = 0  # parameter updates (0 for non-iterative methods)
     extras: dict[str, np.ndarray] = field(default_factory=dict)  # e.g. per-iteration label counts
+    layout: str = ""  # the network's memory layout (lib/layout.py); "" without a network
 
 
 C = TypeVar("C")
@@ -63,7 +64,7 @@ def loop_outputs(result: Any) -> list[Output]:
     """One :class:`Output` per image of a :class:`lib.loops.LoopResult`, with its label counts
     and losses per iteration as extras."""
     return [
-        Output(labels=result.labels[b], iterations=int(result.iterations[b]),
+        Output(labels=result.labels[b], iterations=int(result.iterations[b]), layout=result.layout,
                extras={"label_history": result.label_history[b], "loss_history": result.loss_history[b]})
         for b in range(len(result.labels))
     ]

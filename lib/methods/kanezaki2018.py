@@ -78,8 +78,7 @@ def input_tensor(images: Sequence[np.ndarray], bgr: bool, device: torch.device) 
     """``(B, 3, H, W)`` float input in [0, 1], in BGR order for the authors' code forms."""
     arrays = [np.ascontiguousarray(im[..., ::-1]) if bgr else im for im in images]
     x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div(255)
-    # channels-last is ~1.6x faster for these convolutions on CPU (oneDNN); harmless on CUDA
-    return x.to(device).contiguous(memory_format=torch.channels_last)
+    return x.to(device).contiguous()  # the network picks its own layout (lib/layout.py)
 
 
 def build_networks(cfg: Any, seeds: Sequence[Any], device: torch.device) -> Kanezaki2018Net:
@@ -90,7 +89,7 @@ def build_networks(cfg: Any, seeds: Sequence[Any], device: torch.device) -> Kane
         init=cfg.init, response_affine=cfg.response_affine,
         generators=[generator(*s) if isinstance(s, tuple) else generator(s) for s in seeds],
     )
-    return model.to(device=device, memory_format=torch.channels_last)
+    return model.to(device)
 
 
 class Kanezaki2018:

@@ -130,11 +130,11 @@ class S3Net:
             raise ValueError("a batch must hold images of one size; the runner groups them by shape")
         seeds = [s if isinstance(s, tuple) else (s,) for s in seeds]
         x = torch.from_numpy(np.stack([a[..., ::-1] if cfg.bgr else a for a in arrays]).copy()).permute(0, 3, 1, 2)
-        x = x.float().div(255).to(device).contiguous(memory_format=torch.channels_last)
+        x = x.float().div(255).to(device).contiguous()  # the network picks its layout (lib/layout.py)
         model = S3NetNetwork(n_models=len(arrays), channels=cfg.channels, classes=cfg.classes, n_blocks=cfg.n_blocks,
                            offsets=cfg.offsets, size=cfg.size or 256, generators=[generator(*s) for s in seeds],
                            response_affine=cfg.response_affine)
-        model = model.to(device=device, memory_format=torch.channels_last)
+        model = model.to(device)
         affine_rng = [generator("affine", *s) for s in seeds]  # the transformations are seeded too
 
         def loss(response: torch.Tensor, labels: torch.Tensor, n_labels: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,9 @@ Batching: the module holds ``n_models`` independent networks. Their weights are 
 the output channels of grouped convolutions (``groups=n_models``), and every BatchNorm works on
 ``(1, n_models * channels, H, W)`` so its statistics are per image and per channel, exactly as
 for one image. Each model is initialised from its own random generator.
+
+``layout`` (:class:`lib.layout.Layout`) says in which memory layout the convolutions and the
+normalisations run; the loop sets it from a measurement (``lib/layout.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from typing import Sequence
 
 import torch
 from torch import nn
+
+from ..layout import Layout
 
 
 class Kanezaki2018Net(nn.Module):
@@ -69,6 +74,7 @@ class Kanezaki2018Net(nn.Module):
             cin = channels
         self.classifier = nn.Conv2d(B * channels, B * classes, 1, groups=B)
         self.response_norm = nn.BatchNorm2d(B * classes, eps=eps, affine=response_affine, track_running_stats=False)
+        self.layout = Layout()
         gens = list(generators) if generators is not None else [None] * B
         if len(gens) != B:
             raise ValueError(f"got {len(gens)} generators for {B} models")
@@ -95,8 +101,9 @@ class Kanezaki2018Net(nn.Module):
         B, C, H, W = x.shape
         if B != self.n_models or C != self.in_channels:
             raise ValueError(f"input of shape {tuple(x.shape)} for {self.n_models} models of {self.in_channels} channels")
+        L = self.layout
         h = x.reshape(1, B * C, H, W)
         for conv, norm in zip(self.convs, self.norms):
-            h = norm(torch.relu(conv(h)))  # conv -> ReLU -> BN, the order of Sec. 2.1
-        y = self.response_norm(self.classifier(h))
+            h = norm(L.to_norm(torch.relu(conv(L.to_conv(h)))))  # conv -> ReLU -> BN, the order of Sec. 2.1
+        y = self.response_norm(L.to_norm(self.classifier(L.to_conv(h))))
         return y.reshape(B, self.classes, H, W)

@@ -1,0 +1,156 @@
+"""The memory layout of the per-image networks, chosen by measurement on the machine at hand.
+
+The same convolution runs at very different speeds in PyTorch's default layout (NCHW) and in
+channels-last (NHWC), and which is faster depends on the processor and the layer: on a 2-core AMD
+EPYC (AVX2) oneDNN's 3x3 convolution was 1.6x slower channels-last; on a 2-core Intel Xeon
+(AVX-512) it is 2x faster, but batch normalisation there is 3x slower channels-last, and the
+whole Kanezaki 2018 step is fastest in NCHW. No fixed rule holds, so :func:`choose` times one
+forward and backward pass of a throwaway copy of the network on the real input in each
+:class:`Layout` (convolutions and normalisations each in NCHW or channels-last) and keeps the
+fastest. The choice is cached per machine (processor or GPU, threads, torch version), network
+and input shape in ``$SEGSTUDY_CACHE_DIR/layouts.json`` (default ``~/.cache/segstudy``), and
+recorded in every run record. The layout changes no arithmetic, only the order of floating-point
+operations inside the kernels (like the batch size: see ``lib/runs.py``).
+
+``SEGSTUDY_LAYOUT=nchw`` (or ``channels_last``, or ``conv=channels_last,norm=nchw``) skips the
+probe and forces a layout.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+FORMATS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a network keeps its activations: ``conv`` for the convolutions, ``norm`` for the
+    batch normalisations (``"nchw"`` or ``"channels_last"``)."""
+
+    conv: str = "nchw"
+    norm: str = "nchw"
+
+    def __post_init__(self) -> None:
+        for part in (self.conv, self.norm):
+            if part not in FORMATS:
+                raise ValueError(f"layout {part!r}: use {' or '.join(FORMATS)}")
+
+    def to_conv(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` in the convolutions' layout (no copy when it already is)."""
+        return t.contiguous(memory_format=FORMATS[self.conv])
+
+    def to_norm(self, t: torch.Tensor) -> torch.Tensor:
+        return t.contiguous(memory_format=FORMATS[self.norm])
+
+    def __str__(self) -> str:
+        return self.conv if self.conv == self.norm else f"conv={self.conv},norm={self.norm}"
+
+
+CANDIDATES = tuple(Layout(conv, norm) for conv in FORMATS for norm in FORMATS)
+
+
+def parse(text: str) -> Layout:
+    """``"nchw"``, ``"channels_last"`` or ``"conv=<format>,norm=<format>"`` (as ``str(layout)``)."""
+    if text in FORMATS:
+        return Layout(text, text)
+    try:
+        parts = dict(item.split("=", 1) for item in text.split(","))
+        return Layout(parts["conv"], parts["norm"])
+    except (ValueError, KeyError):
+        raise ValueError(f"layout {text!r}: use nchw, channels_last or conv=<format>,norm=<format>") from None
+
+
+def machine(device: torch.device) -> str:
+    """What a timing depends on besides the network: the processor or GPU, threads, torch."""
+    if device.type == "cuda":
+        where = torch.cuda.get_device_name(device)
+    else:
+        where = f"{_cpu_name()} x{os.cpu_count()} threads={torch.get_num_threads()}"
+    return f"{where} | torch {torch.__version__}"
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _cache_file() -> Path:
+    return Path(os.environ.get("SEGSTUDY_CACHE_DIR") or Path.home() / ".cache" / "segstudy") / "layouts.json"
+
+
+_CHOSEN: dict[str, str] = {}  # this process's choices, also when the cache file cannot be written
+
+
+def choose(model: torch.nn.Module, x: torch.Tensor) -> Layout:
+    """The fastest :class:`Layout` for one forward and backward pass of ``model`` on ``x``
+    (measured once per machine, network and shape; see the module docstring)."""
+    forced = os.environ.get("SEGSTUDY_LAYOUT")
+    if forced:
+        return parse(forced)
+    key = f"{machine(x.device)} | {type(model).__name__} {sum(p.numel() for p in model.parameters())} " \
+          f"parameters | input {tuple(x.shape)}"
+    if key not in _CHOSEN:
+        cached = _read_cache().get(key)
+        if cached is not None:
+            _CHOSEN[key] = cached["layout"]
+        else:
+            seconds = {str(layout): time_step(model, x, layout) for layout in CANDIDATES}
+            _CHOSEN[key] = min(seconds, key=seconds.get)
+            _write_cache(key, {"layout": _CHOSEN[key], "seconds": seconds})
+    return parse(_CHOSEN[key])
+
+
+def time_step(model: torch.nn.Module, x: torch.Tensor, layout: Layout, repeats: int = 2) -> float:
+    """Seconds for one forward + backward pass of a copy of ``model`` in ``layout`` (the best of
+    ``repeats`` after a warm-up). The copy leaves the model, its gradients and every random
+    generator untouched, so probing changes no result."""
+    probe = copy.deepcopy(model)
+    probe.layout = layout
+    x = x.detach()
+
+    def step() -> None:
+        probe(x).square().mean().backward()  # a stand-in loss: the network dominates the step
+        for p in probe.parameters():
+            p.grad = None
+
+    step()
+    best = float("inf")
+    for _ in range(repeats):
+        if x.is_cuda:
+            torch.cuda.synchronize(x.device)
+        start = time.perf_counter()
+        step()
+        if x.is_cuda:
+            torch.cuda.synchronize(x.device)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _read_cache() -> dict:
+    try:
+        return json.loads(_cache_file().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_cache(key: str, entry: dict) -> None:
+    from .files import write_json
+
+    try:
+        write_json(_cache_file(), {**_read_cache(), key: entry})
+    except OSError:  # a read-only home: the choice holds for this process only
+        pass
