@@ -242,8 +242,7 @@ def main(args: argparse.Namespace) -> int:
     batch_spi = time_study_loop([image] * batch, args.layers, args.iterations, device, args.method)
     result["batch_images"] = batch
     result["batch_image_iterations_per_second"] = batch / batch_spi
-    result["study_layouts"] = "; ".join(f"{key.rsplit('| ', 1)[-1]} -> {chosen}"  # measured (lib/layout.py)
-                                        for key, chosen in layout._CHOSEN.items())
+    result["study_layouts"] = "; ".join(f"{shape} -> {chosen}" for shape, chosen in layout.chosen().items())
     best = max(1 / result["study_seconds_per_iteration"], result["batch_image_iterations_per_second"])
     if args.estimate:  # wall time of one paper-profile row: images x iterations / throughput
         images, its = args.estimate

@@ -3,8 +3,8 @@
 The same convolution runs at very different speeds in PyTorch's default layout (NCHW) and in
 channels-last (NHWC), and which is faster depends on the processor and the layer: on a 2-core AMD
 EPYC (AVX2) oneDNN's 3x3 convolution was 1.6x slower channels-last; on a 2-core Intel Xeon
-(AVX-512) it is 2x faster, but batch normalisation there is 3x slower channels-last, and the
-whole Kanezaki 2018 step is fastest in NCHW. No fixed rule holds, so :func:`choose` times one
+(AVX-512) it is up to 2x faster, yet there the whole one-image Kanezaki 2018 step is fastest in
+NCHW and a batch of two fastest channels-last. No fixed rule holds, so :func:`choose` times one
 forward and backward pass of a throwaway copy of the network on the real input in each
 :class:`Layout` (convolutions and normalisations each in NCHW or channels-last) and keeps the
 fastest. The choice is cached per machine (processor or GPU, threads, torch version), network
@@ -93,6 +93,11 @@ def _cache_file() -> Path:
 
 
 _CHOSEN: dict[str, str] = {}  # this process's choices, also when the cache file cannot be written
+
+
+def chosen() -> dict[str, str]:
+    """The layouts this process has used: ``{"input (B, C, H, W)": layout}`` (for the benchmark)."""
+    return {key.rsplit("| ", 1)[-1]: value for key, value in _CHOSEN.items()}
 
 
 def choose(model: torch.nn.Module, x: torch.Tensor) -> Layout:

@@ -8,7 +8,8 @@ row per (method, seed, dataset) with the method's parameters as columns -> ``lib
 Each (method parameters, image size, seed, image) result is stored as one small ``.npz`` file
 under ``<store>/v<CACHE_VERSION>/<method key>/side<max_side>/seed<seed>/<dataset>/<id>.npz`` as
 soon as its batch finishes (written atomically; the temporary file of a killed run is removed by
-the next). Running again skips what is stored, so an interrupted notebook resumes where it stopped; a changed parameter gets a new folder instead of
+the next). Running again skips what is stored, so an interrupted notebook resumes where it
+stopped; a changed parameter gets a new folder instead of
 stale results, and a record whose image pixels or ground truth no longer match is recomputed.
 Bump ``CACHE_VERSION`` whenever a change to a loop, a model or a metric changes results.
 

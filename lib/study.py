@@ -183,7 +183,6 @@ class NotebookSetup:
     device: torch.device
     report: Report
     store: Path  # the run cache, shared by the profile's notebooks
-    absent: dict[str, str] = field(default_factory=dict)  # requested dataset -> why it is not in this run
 
     @property
     def profile(self) -> str:
@@ -192,6 +191,11 @@ class NotebookSetup:
     @property
     def seeds(self) -> list[int]:
         return list(self.parameters["seeds"])
+
+    @property
+    def absent(self) -> dict[str, str]:
+        """Requested datasets this run goes without, and why (as ``metrics.json`` records them)."""
+        return self.report.meta["absent"]
 
     @property
     def folder(self) -> Path:
@@ -226,10 +230,9 @@ class NotebookSetup:
         return self._opened(lesion_sets(**kwargs, missing=self.parameters["missing_data"]))
 
     def _opened(self, opened: "Opened") -> tuple[dict[str, list[Sample]], dict[str, str]]:
-        for name, why in opened.absent.items():
+        for why in opened.absent.values():
             print(f"- absent: {why}")
-        self.absent.update(opened.absent)
-        self.report.datasets({name: len(s) for name, s in opened.sets.items()}, self.absent)
+        self.report.datasets({name: len(s) for name, s in opened.sets.items()}, opened.absent)
         return opened.sets, opened.notes
 
     def finish(self, **headline: Any) -> None:
@@ -295,6 +298,13 @@ class Opened:
             self.absent[name] = f"{what} (asked for by {parameter}): {reason}"
             return None
 
+    def require_some(self, counts: str) -> "Opened":
+        """``self``, or a ParameterError when no image set is left."""
+        if not self.sets:
+            absent = f", and absent: {'; '.join(self.absent.values())}" if self.absent else ""
+            raise ParameterError(f"no evaluation images: {counts}{absent}")
+        return self
+
 
 def evaluation_sets(
     *, synthetic_images: int, synthetic_size: Sequence[int], bsds_images: int, bsds_split: str = "test",
@@ -327,10 +337,7 @@ def evaluation_sets(
             void = "not counted" if voc_void == "drop" else "kept as a segment"
             opened.notes[voc.name] = (f"PASCAL VOC 2012: {len(subset)} of the study's 150 val images "
                                       f"(lib/data/voc2012_val150.txt), {voc_ground_truth} PNGs, void border {void}")
-    if not opened.sets:
-        raise ParameterError("no evaluation images: synthetic_images, bsds_images and voc_images are all 0"
-                             + (f", and absent: {'; '.join(opened.absent.values())}" if opened.absent else ""))
-    return opened
+    return opened.require_some("synthetic_images, bsds_images and voc_images are all 0")
 
 
 #: images in the full lesion datasets, to say when a copy is a subset; the parameter that asks for each
@@ -353,7 +360,4 @@ def lesion_sets(*, synthetic_images: int, synthetic_size: Sequence[int], data_ro
         if full is not None:
             opened.sets[name] = full[:count] if count > 0 else full[:]
             opened.notes[name] = subset_note(what, len(opened.sets[name]), len(full), official)
-    if not opened.sets:
-        raise ParameterError("no evaluation images: synthetic_images and every lesion dataset count are 0"
-                             + (f", and absent: {'; '.join(opened.absent.values())}" if opened.absent else ""))
-    return opened
+    return opened.require_some("synthetic_images and every lesion dataset count are 0")
