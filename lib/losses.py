@@ -7,6 +7,7 @@ optimiser minimises their sum, whose gradient with respect to model b is model b
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -133,3 +134,121 @@ def edge_disagreement_constant(labels: torch.Tensor, image: torch.Tensor, thresh
     gy = F.conv2d(F.pad(grey, (1, 1, 1, 1), mode="replicate"), kx.transpose(2, 3))
     edges = torch.hypot(gx, gy) > threshold
     return (boundary != edges).float().flatten(1).mean(1)
+
+
+# --------------------------------------------------------------------------------------------
+# JigsawGAN (Peña Alarcón 2024, UCL report): the GAN losses L_D and L_G of section 2 with their
+# jigsaw terms, and the fine-tuning loss. Unlike the per-image losses above, these are batch
+# means: JigsawGAN trains one network over a dataset. The weights alpha = 1 (D) and beta = 0.2
+# (G) are those of the authors' code (kawaiiblitz/GAN_SelfSupervised @5a8e92f, pretrain.py,
+# ``train_loop``), the weights of SS-GAN; the report gives none.
+
+from .jigsaw import random_shuffle  # noqa: E402  (used by the JigsawGAN section only)
+
+if TYPE_CHECKING:
+    from .models.jigsawgan import Discriminator
+
+
+def _real_fake_bce(d: "Discriminator", output: torch.Tensor, target: float) -> torch.Tensor:
+    """The report's binary cross-entropy terms against ``target`` (1 real, 0 fake): on
+    probabilities (the authors' ``nn.BCELoss``, logs clamped at -100) when D's heads end in a
+    sigmoid (the code form), on logits with the stable log-sigmoid otherwise (corrected form)."""
+    labels = torch.full_like(output, target)
+    if d.sigmoid_heads:
+        return F.binary_cross_entropy(output, labels)
+    return F.binary_cross_entropy_with_logits(output, labels)
+
+
+def _said_real(d: "Discriminator", output: torch.Tensor) -> torch.Tensor:
+    """The share of images D calls real (probability > 0.5, i.e. logit > 0)."""
+    return (output > (0.5 if d.sigmoid_heads else 0.0)).float().mean()
+
+
+def _jigsaw_term(d: "Discriminator", images: torch.Tensor, perms: torch.Tensor,
+                 generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """CE(D_J(S_k(x)), k) for one permutation class k per image, drawn uniformly, and D's accuracy
+    on it. ``F.cross_entropy`` is applied to whatever the jigsaw head returns: sigmoid outputs in
+    the code form, as the authors' ``nn.CrossEntropyLoss`` on their sigmoid head (its floor is
+    :func:`code_form_jigsaw_floor`), logits in the corrected form."""
+    shuffled, labels = random_shuffle(images, perms, generator)
+    _, jigsaw = d(shuffled)
+    return F.cross_entropy(jigsaw, labels), (jigsaw.argmax(1) == labels).float().mean()
+
+
+def discriminator_loss(d: "Discriminator", real: torch.Tensor, fake: torch.Tensor,
+                       perms: torch.Tensor | None = None, alpha: float = 1.0,
+                       generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """D's loss, the report's L_D (section 2) with the jigsaw term of the authors' pretrain.py:
+
+        BCE(D_rf(x_r), 1) + BCE(D_rf(x_f), 0) + alpha * CE(D_J(S_k(x_r)), k),
+
+    the jigsaw term on shuffled *real* images only, and only when ``perms`` is given (None is the
+    GAN without jigsaw). ``fake`` is detached: no gradient reaches G. Like the authors' loop, D sees
+    three separate batches (real, shuffled real, fake), so each gets its own BatchNorm statistics.
+
+    Returns the loss and its parts, detached 0-d tensors: ``rf_real``, ``rf_fake``, the shares
+    ``real_accuracy`` (reals called real) and ``fake_accuracy`` (fakes called fake), and with
+    ``perms`` also ``jigsaw`` (the CE before alpha) and ``jigsaw_accuracy``.
+    """
+    rf_real, _ = d(real)
+    loss_real = _real_fake_bce(d, rf_real, 1.0)
+    parts: dict[str, torch.Tensor] = {"rf_real": loss_real.detach(), "real_accuracy": _said_real(d, rf_real.detach())}
+    loss = loss_real
+    if perms is not None:
+        jigsaw, accuracy = _jigsaw_term(d, real, perms, generator)
+        loss = loss + alpha * jigsaw
+        parts.update(jigsaw=jigsaw.detach(), jigsaw_accuracy=accuracy.detach())
+    rf_fake, _ = d(fake.detach())
+    loss_fake = _real_fake_bce(d, rf_fake, 0.0)
+    parts.update(rf_fake=loss_fake.detach(), fake_accuracy=1 - _said_real(d, rf_fake.detach()))
+    return loss + loss_fake, parts
+
+
+def generator_loss(d: "Discriminator", fake: torch.Tensor, perms: torch.Tensor | None = None,
+                   beta: float = 0.2, generator: torch.Generator | None = None
+                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """G's loss, the report's L_G (section 2) in the non-saturating form the authors' pretrain.py
+    trains, with its jigsaw term:
+
+        BCE(D_rf(x_f), 1) + beta * CE(D_J(S_k(x_f)), k),
+
+    the second term (only with ``perms``) back-propagated through the shuffle into G, which thus
+    learns to make its shuffled fakes' permutation predictable. Returns the loss and its parts,
+    detached: ``rf_fake`` and, with ``perms``, ``jigsaw`` (the CE before beta)."""
+    rf_fake, _ = d(fake)
+    loss = _real_fake_bce(d, rf_fake, 1.0)
+    parts: dict[str, torch.Tensor] = {"rf_fake": loss.detach()}
+    if perms is not None:
+        jigsaw, _ = _jigsaw_term(d, fake, perms, generator)
+        loss = loss + beta * jigsaw
+        parts["jigsaw"] = jigsaw.detach()
+    return loss, parts
+
+
+def code_form_jigsaw_floor(classes: int) -> float:
+    """The lowest value the code form's jigsaw loss can take: cross-entropy over ``classes``
+    outputs that are each in [0, 1] (the authors' CrossEntropyLoss on a sigmoid head).
+
+    With outputs o and target k, CE(o, k) = -o_k + log sum_j exp(o_j). Its derivative in o_k is
+    softmax(o)_k - 1 < 0 and in any o_j (j != k) softmax(o)_j > 0, everywhere, so over the box
+    [0, 1]^classes the minimum is at the corner o_k = 1, o_j = 0:
+
+        -log(e / (e + classes - 1)) = log(e + classes - 1) - 1,
+
+    about 2.457 for 30 outputs (the authors' head, also for 4 tiles) and 2.247 for 24. A batch
+    mean of such terms has the same floor.
+    """
+    if classes < 1:
+        raise ValueError(f"classes={classes}: the jigsaw head needs at least one output")
+    return math.log(math.e + classes - 1) - 1
+
+
+def segmentation_loss(output: torch.Tensor, target: torch.Tensor, softmax_output: bool) -> torch.Tensor:
+    """The fine-tuning loss (report section 2, "CrossEntropyLoss"): ``F.cross_entropy(output,
+    target)``, the mean over pixels and images, in both forms. With ``softmax_output`` (the code
+    form) ``output`` is already a softmax, so the cross-entropy applies a second one (the double
+    softmax of the authors' finetune.py, CrossEntropyLoss after their Softmax layer); otherwise
+    ``output`` holds logits. ``output`` ``(N, classes, H, W)``, ``target`` ``(N, H, W)`` class indices.
+    """
+    del softmax_output  # the same call in both forms: the flag only says what ``output`` holds
+    return F.cross_entropy(output, target.long())

@@ -82,3 +82,37 @@ def label_trajectories(hist: pd.DataFrame) -> plt.Figure:
     ax.set_ylabel("distinct labels q' (median, IQR)")
     fig.tight_layout()
     return fig
+
+
+def image_rows(rows: Sequence[tuple[str, Sequence[tuple[str, np.ndarray]]]], width: float = 1.5) -> plt.Figure:
+    """``rows`` of (row title, [(caption, image), ...]): RGB images (H, W, 3) as they are, class
+    maps (H, W) in grey levels (0 black .. largest class white; JigsawGAN: pet, background, border)."""
+    n_cols = max(len(r[1]) for r in rows)
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(width * n_cols, width * 1.1 * len(rows)), squeeze=False)
+    for i, (title, panels) in enumerate(rows):
+        for j, ax in enumerate(axes[i]):
+            ax.axis("off")
+            if j >= len(panels):
+                continue
+            name, image = panels[j]
+            ax.imshow(image, cmap="gray", vmin=0, vmax=2, interpolation="nearest") if image.ndim == 2 else ax.imshow(image)
+            ax.set_title(name, fontsize=7)
+        axes[i, 0].text(-0.08, 0.5, title, transform=axes[i, 0].transAxes, rotation=90, ha="right", va="center",
+                        fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(log: pd.DataFrame, columns: Sequence[str], hue: str = "model") -> plt.Figure:
+    """One panel per logged quantity of ``columns`` against ``epoch`` (``log``: one row per model,
+    seed and epoch): the mean over seeds with a band of one standard deviation."""
+    columns = [c for c in columns if c in log.columns]
+    fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.2), squeeze=False)
+    for ax, column in zip(axes[0], columns):
+        sns.lineplot(data=log, x="epoch", y=column, hue=hue, errorbar=("sd", 1), ax=ax, legend=ax is axes[0, -1])
+        ax.set_title(column, fontsize=9)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    if axes[0, -1].get_legend() is not None:
+        sns.move_legend(axes[0, -1], "upper left", bbox_to_anchor=(1, 1), fontsize=7)
+    fig.tight_layout()
+    return fig

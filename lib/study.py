@@ -229,6 +229,10 @@ class NotebookSetup:
         """:func:`lesion_sets` under this run's ``missing_data`` (see :meth:`evaluation_sets`)."""
         return self._opened(lesion_sets(**kwargs, missing=self.parameters["missing_data"]))
 
+    def pet_sets(self, **kwargs: Any) -> tuple[dict[str, list[Sample]], dict[str, str]]:
+        """:func:`pet_sets` under this run's ``missing_data`` (see :meth:`evaluation_sets`)."""
+        return self._opened(pet_sets(**kwargs, missing=self.parameters["missing_data"]))
+
     def _opened(self, opened: "Opened") -> tuple[dict[str, list[Sample]], dict[str, str]]:
         for why in opened.absent.values():
             print(f"- absent: {why}")
@@ -361,3 +365,57 @@ def lesion_sets(*, synthetic_images: int, synthetic_size: Sequence[int], data_ro
             opened.sets[name] = full[:count] if count > 0 else full[:]
             opened.notes[name] = subset_note(what, len(opened.sets[name]), len(full), official)
     return opened.require_some("synthetic_images and every lesion dataset count are 0")
+
+
+def _first(items: Sequence[Sample] | Any, count: int) -> list[Sample]:
+    return list(items[:count]) if count > 0 else list(items[:])
+
+
+def pet_sets(*, synthetic_images: int, synthetic_size: Sequence[int], animal_images: int, pet_images: int,
+             animal_classes: Sequence[str] | None = None, data_root: str | None = None,
+             missing: str = "fail") -> Opened:
+    """JigsawGAN's image sets, by experiment and part, and their caption notes.
+
+    - built in (``synthetic_images`` > 0): ``synthetic_pets/pretrain`` (unlabelled, for the GAN),
+      ``synthetic_pets/train`` and ``synthetic_pets/val`` (80 / 20) and ``synthetic_pets/test``,
+      each generated from its own seed with exact three-class masks;
+    - real: ``animals90/pretrain`` (``animal_images`` of Animals-90: the first N by id, -1 for
+      all) and ``oxford_pet/train``, ``/val`` (the report's 80 / 20 split of trainval, from the
+      repository's split file) and ``/test`` (the official test list), the first ``pet_images``
+      of each part (-1: all). The real experiment needs both datasets.
+    """
+    opened = Opened()
+    if synthetic_images:
+        size = tuple(synthetic_size)
+        for part, seed, n in (("pretrain", 3, synthetic_images), ("labelled", 1, synthetic_images),
+                              ("test", 2, max(1, synthetic_images // 2))):
+            ds = list(data.load("synthetic_pets", n=n, size=size, seed=seed))
+            if part == "labelled":
+                cut = int(round(0.8 * n))
+                opened.sets["synthetic_pets/train"], opened.sets["synthetic_pets/val"] = ds[:cut], ds[cut:]
+            else:
+                opened.sets[f"synthetic_pets/{part}"] = ds
+        opened.notes["synthetic_pets"] = (
+            f"built-in pet-like images ({size[0]}x{size[1]}, exact pet / background / border masks): "
+            f"{synthetic_images} unlabelled for pre-training, {len(opened.sets['synthetic_pets/train'])} train / "
+            f"{len(opened.sets['synthetic_pets/val'])} val / {len(opened.sets['synthetic_pets/test'])} test")
+    if animal_images and pet_images:
+        animals = opened.requested("animals90", "Animals-90", f"animal_images={animal_images}", missing,
+                                   root=data_root, classes=animal_classes)
+        pets = {part: opened.requested("oxford_pet", f"Oxford-IIIT Pet {part}", f"pet_images={pet_images}", missing,
+                                       root=data_root, split=part) for part in ("train", "val", "test")}
+        if animals is not None and all(p is not None for p in pets.values()):
+            opened.sets["animals90/pretrain"] = _first(animals, animal_images)
+            for part, ds in pets.items():
+                opened.sets[f"oxford_pet/{part}"] = _first(ds, pet_images)
+            n_classes = len({s.meta.get("class") for s in opened.sets["animals90/pretrain"]})
+            counts = " / ".join(f"{len(opened.sets[f'oxford_pet/{p}'])} {p}" for p in pets)
+            opened.notes["animals90"] = subset_note(f"Animals-90 ({n_classes} classes) for pre-training",
+                                                    len(opened.sets["animals90/pretrain"]), len(animals), 5400)
+            opened.notes["oxford_pet"] = (f"Oxford-IIIT Pet trimaps: {counts} images (train / val: the report's "
+                                          "80/20 split of trainval, lib/data/oxford_pet_trainval_split.txt; test: "
+                                          "the official list; the full dataset has 3680 trainval / 3669 test)")
+    elif animal_images or pet_images:
+        raise ParameterError(f"animal_images={animal_images}, pet_images={pet_images}: the real experiment "
+                             "pre-trains on Animals-90 and fine-tunes on Oxford-IIIT Pet; set both, or both to 0")
+    return opened.require_some("synthetic_images, animal_images and pet_images are all 0")

@@ -122,7 +122,8 @@ def test_runs_in_smoke_profile(path: Path, tmp_path: Path):
     root = tmp_path / "data"
     root.mkdir()
     if shared_datasets() is not None:  # one real image of each dataset too, so the paper-comparison paths run
-        for name, param in (("bsds500", "bsds_images"), ("ph2", "ph2_images"), ("lung_ct", "lung_images")):
+        for name, param in (("bsds500", "bsds_images"), ("ph2", "ph2_images"), ("lung_ct", "lung_images"),
+                            ("animals90", "animal_images"), ("oxford_iiit_pet", "pet_images")):
             if (shared_datasets() / name).is_dir():
                 (root / name).symlink_to(shared_datasets() / name)
                 if param in params:

@@ -9,6 +9,9 @@
 - ``ph2``: PH2 dermoscopy, lesion masks and diagnoses (``ph2.py``).
 - ``lung_ct``: Kaggle's 2D lung CT slices and masks, intensity-windowed (``lung_ct.py``).
 - ``synthetic_lesions``: generated dermoscopy-like images with exact lesion masks (``synthetic.py``).
+- ``animals90``: Kaggle's Animals-90 photographs, unlabelled (``animals90.py``).
+- ``oxford_pet``: Oxford-IIIT Pet with three-class trimaps (``oxford_pet.py``).
+- ``synthetic_pets``: generated pet-like images with exact three-class masks (``synthetic.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "ph2": ("ph2", "PH2"),
     "lung_ct": ("lung_ct", "LungCT"),
     "synthetic_lesions": ("synthetic", "SyntheticLesions"),
+    "animals90": ("animals90", "Animals90"),
+    "oxford_pet": ("oxford_pet", "OxfordPet"),
+    "synthetic_pets": ("synthetic", "SyntheticPets"),
 }
 
 

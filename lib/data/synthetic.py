@@ -191,3 +191,104 @@ def paint_lesion(size: tuple[int, int], seed: int, noise: float) -> tuple[np.nda
     image[vignette] = rng.uniform(5, 25)
     image += rng.normal(0.0, noise, size=image.shape)
     return np.clip(np.rint(image), 0, 255).astype(np.uint8), mask
+
+
+class SyntheticPets(SampleList):
+    """``n`` generated pet-like images with exact trimaps, for JigsawGAN runs with no download.
+
+    Each image holds one object: an ellipse or a smooth random star-shaped blob, at a random
+    position, size, elongation and orientation. The object has a fine "fur" texture, spots and a
+    shading towards its middle; the background has a coarse colour-noise texture and stripes; both
+    take random colours (never closer than 60 RGB units), and the whole image gets a random
+    illumination gradient and Gaussian noise, so no single colour threshold separates them. The
+    mask uses Oxford-IIIT Pet's classes as :mod:`lib.data.oxford_pet` returns them: 0 = object,
+    1 = background, 2 = a band ``border`` pixels wide straddling the outline (``(border + 1) // 2``
+    pixels inside it, ``border // 2`` outside), like the trimaps' "not classified" band.
+    Image ``i`` depends on ``(seed, id)`` only.
+    """
+
+    def __init__(self, n: int = 16, size: Sequence[int] = (64, 64), seed: int = 0, border: int = 2,
+                 limit: int | None = None, root=None):  # root: a uniform registry signature; no files needed
+        if n < 1:
+            raise ValueError(f"n={n}: ask for at least one synthetic pet image")
+        if len(size) != 2 or min(size) < 16:
+            raise ValueError(f"size={size}: give (height, width), each at least 16 pixels")
+        if border < 0:
+            raise ValueError(f"border={border}: give the border band's width in pixels, 0 or more")
+        self.size, self.seed, self.border = (int(size[0]), int(size[1])), seed, int(border)
+        self.name = "synthetic_pets"
+        self.ids = [f"{i:03d}" for i in range(n)]
+        if limit is not None and limit >= 0:
+            self.ids = self.ids[:limit]
+
+    def _read(self, image_id: str) -> Sample:
+        rng = np.random.default_rng(stable_seed("synthetic_pets", self.seed, image_id))
+        image, mask = paint_pet(self.size, rng, self.border)
+        return Sample(self.name, image_id, image, (mask,))
+
+
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cell: float) -> np.ndarray:
+    """Colour noise smooth over about ``cell`` pixels, (H, W, 3), unit spread."""
+    from scipy.ndimage import zoom
+
+    h, w = shape
+    coarse = rng.normal(size=(max(2, round(h / cell)), max(2, round(w / cell)), 3))
+    return zoom(coarse, (h / coarse.shape[0], w / coarse.shape[1], 1), order=1)[:h, :w]
+
+
+def _stripes(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, period: tuple[float, float]) -> np.ndarray:
+    """Sine stripes of a random direction and period, (H, W, 1) in [-1, 1]."""
+    angle = rng.uniform(0, np.pi)
+    return np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * 2 * np.pi / rng.uniform(*period))[..., None]
+
+
+def pet_outline(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
+    """A bool mask of one object: an ellipse (a third of the time) or a smooth star-shaped blob."""
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    cy, cx = rng.uniform(0.35, 0.65) * h, rng.uniform(0.35, 0.65) * w
+    radius = rng.uniform(0.2, 0.32) * min(h, w)
+    stretch, turn = rng.uniform(0.65, 1.0), rng.uniform(0, np.pi)
+    dy, dx = yy - cy, xx - cx
+    u = (dx * np.cos(turn) + dy * np.sin(turn)) / stretch  # along the object's long axis
+    v = (-dx * np.sin(turn) + dy * np.cos(turn)) * stretch
+    theta = np.arctan2(v, u)
+    outline = np.full((h, w), radius)
+    if rng.random() >= 1 / 3:
+        for k in (2, 3, 4, 5):
+            outline = outline + radius * rng.uniform(0, 0.12) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
+    return np.hypot(u, v) <= outline
+
+
+def trimap_band(inside: np.ndarray, border: int) -> np.ndarray:
+    """Classes 0 (inside), 1 (outside), 2 (within ``border`` pixels across the outline: ``(border + 1) // 2``
+    pixel rows inside it and ``border // 2`` outside, by Euclidean distance)."""
+    from scipy.ndimage import distance_transform_edt
+
+    mask = np.where(inside, 0, 1).astype(np.uint8)
+    if border > 0 and inside.any() and not inside.all():
+        d_in = distance_transform_edt(inside)  # inside: distance to the nearest outside pixel (>= 1)
+        d_out = distance_transform_edt(~inside)
+        mask[(inside & (d_in <= (border + 1) // 2)) | (~inside & (d_out <= border // 2))] = 2
+    return mask
+
+
+def paint_pet(size: tuple[int, int], rng: np.random.Generator, border: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """One image (H, W, 3) uint8 and its three-class mask (0 object, 1 background, 2 border band)."""
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    inside = pet_outline(rng, size)
+    colours = rng.uniform(40, 215, size=(2, 3))
+    while np.linalg.norm(colours[0] - colours[1]) < 60:  # told apart by more than the textures
+        colours[1] = rng.uniform(40, 215, size=3)
+    # the object: fine fur noise, spots, lighter towards its middle
+    ys, xs = np.nonzero(inside)
+    middle = np.hypot(yy - ys.mean(), xx - xs.mean()) / max(h, w) if len(ys) else np.zeros((h, w))
+    spots = (_stripes(rng, yy, xx, (5, 9)) * _stripes(rng, yy, xx, (5, 9)) > 0.4) * rng.uniform(-40, 40, size=3)
+    pet = colours[0] + 22 * _smooth_noise(rng, size, 2.0) + spots - rng.uniform(40, 90) * middle[..., None]
+    # the background: coarse colour noise and stripes
+    ground = colours[1] + 28 * _smooth_noise(rng, size, 10.0) + rng.uniform(8, 25) * _stripes(rng, yy, xx, (4, 12))
+    picture = np.where(inside[..., None], pet, ground)
+    light = rng.uniform(-30, 30) * ((yy / h - 0.5) * np.cos(rng.uniform(0, 2 * np.pi)) + (xx / w - 0.5))
+    picture = picture + light[..., None] + rng.normal(0, 5, size=picture.shape)
+    return np.clip(np.rint(picture), 0, 255).astype(np.uint8), trimap_band(inside, border)

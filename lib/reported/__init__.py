@@ -19,7 +19,7 @@ import pandas as pd
 _HERE = Path(__file__).parent
 
 #: the settings, beyond the method's name, that tell a paper's rows apart
-KEYS = ("scheme", "mu", "losses")
+KEYS = ("scheme", "mu", "losses", "tiles", "trunk")
 
 
 @lru_cache(maxsize=None)

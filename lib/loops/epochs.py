@@ -1,0 +1,131 @@
+"""Training over a dataset for epochs, with a checkpoint after every epoch (JigsawGAN, SegGAN).
+
+The per-image loops (``per_image.py``) optimise a fresh network on each image; here networks are
+trained over a whole training split. What is common to every such training lives here:
+
+- after each epoch, the networks, optimisers, learning-rate schedules, the random generator
+  and the per-epoch log are written to one checkpoint file, atomically (a killed run leaves
+  the previous epoch's checkpoint, never half a file);
+- a run started again with the same configuration resumes after the last finished epoch and,
+  because every random draw comes from the checkpointed generator, gives the same result as an
+  uninterrupted run (seeded, on the CPU; GPU kernels may round differently);
+- a finished run is not trained again: its checkpoint is read back.
+
+What one epoch does is the caller's ``epoch`` function (a method's own loop, readable top to
+bottom in its module or notebook).
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+
+from ..files import atomic_write
+
+CHECKPOINT = "checkpoint.pt"
+
+
+class CheckpointMismatch(RuntimeError):
+    """A checkpoint folder holds a run of another configuration; the message names both."""
+
+
+@dataclass
+class Training:
+    """The state one checkpoint holds: networks, optimisers, schedules and the random generator
+    from which every draw of the loop (batch order, noise, permutations) is taken."""
+
+    modules: dict[str, torch.nn.Module]
+    optimizers: dict[str, torch.optim.Optimizer]
+    generator: torch.Generator
+    schedulers: dict[str, Any] = field(default_factory=dict)
+    log: list[dict[str, float]] = field(default_factory=list)  # one row per finished epoch
+
+    @property
+    def epoch(self) -> int:
+        """Epochs finished so far."""
+        return len(self.log)
+
+    def state(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "config": dict(config),
+            "modules": {k: m.state_dict() for k, m in self.modules.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "generator": self.generator.get_state(),
+            "log": self.log,
+        }
+
+    def load(self, state: Mapping[str, Any]) -> None:
+        for kind, parts in (("modules", self.modules), ("optimizers", self.optimizers),
+                            ("schedulers", self.schedulers)):
+            for k, part in parts.items():
+                part.load_state_dict(state[kind][k])
+        self.generator.set_state(state["generator"])
+        self.log = list(state["log"])
+
+
+def save_checkpoint(path: Path, training: Training, config: Mapping[str, Any]) -> None:
+    """Write ``training`` to ``path`` atomically (to a temporary file, then renamed)."""
+    buffer = io.BytesIO()
+    torch.save(training.state(config), buffer)
+    with atomic_write(path) as f:
+        f.write(buffer.getvalue())
+
+
+def read_checkpoint(path: Path) -> dict[str, Any] | None:
+    """The checkpoint at ``path``, or None when there is none; a broken file is an error that
+    names it (delete it to train again)."""
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # a file that is not a checkpoint: say which and what to do
+        raise CheckpointMismatch(f"cannot read the checkpoint {path}: {exc}. Delete it to train again.") from exc
+
+
+def train_epochs(folder: str | Path, training: Training, epochs: int, epoch: Callable[[int], dict[str, float]],
+                 config: Mapping[str, Any], on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+                 progress: bool = False, desc: str = "epochs") -> Training:
+    """Train for ``epochs`` epochs, resuming from ``folder/checkpoint.pt`` when it holds an
+    earlier part of the same run (same ``config``).
+
+    ``epoch(e)`` trains epoch ``e`` (1-based) and returns that epoch's log row (losses, metrics);
+    the loop adds ``epoch`` and ``seconds`` and then writes the checkpoint. ``on_epoch(e, row)``
+    is called after the checkpoint is written (tests use it to interrupt a run).
+    """
+    path = Path(folder) / CHECKPOINT
+    state = read_checkpoint(path)
+    if state is not None:
+        if state["config"] != dict(config):
+            raise CheckpointMismatch(f"{path} holds a run with another configuration:\n  theirs {state['config']}\n"
+                                     f"  ours   {dict(config)}\nUse another folder or delete it.")
+        training.load(state)
+        if training.epoch > epochs:
+            raise CheckpointMismatch(f"{path} holds {training.epoch} epochs, more than the {epochs} asked for")
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=epochs, initial=training.epoch, desc=desc, leave=False)
+    for e in range(training.epoch + 1, epochs + 1):
+        for m in training.modules.values():
+            m.train()
+        start = time.perf_counter()
+        row = {"epoch": e, **epoch(e)}
+        row["seconds"] = time.perf_counter() - start
+        for s in training.schedulers.values():
+            s.step()
+        training.log.append(row)
+        save_checkpoint(path, training, config)
+        if bar is not None:
+            bar.update(1)
+        if on_epoch is not None:
+            on_epoch(e, row)
+    if bar is not None:
+        bar.close()
+    return training
