@@ -11,6 +11,17 @@ default allocator and again with the study's, and (iv) with ``--authors-demo`` t
 demo.py itself, unchanged (:func:`time_published_demo`), so that the reference can be checked
 against it on any machine. The network's arithmetic is the same in all; the memory layout of
 the study's loop is the one measured fastest on the machine (``lib/layout.py``) and is printed.
+
+``--method jigsawgan [--batches N] [--images N]`` times JigsawGAN's dataset-level training
+instead (:func:`time_jigsawgan`): images per second of pre-training (the step of
+:func:`lib.methods.jigsawgan.pretrain`, corrected form, 9 tiles: L_D then L_G with the batched
+``lib.jigsaw`` shuffler) and of fine-tuning (SegmentationNet, Adam 4e-4, cross-entropy), in
+batches of 16 of uint8 images held in memory (Animals-90 / Oxford-IIIT Pet under ``--data-root``
+when present, else synthetic pets at 256 x 256), and the same two for the benchmark's reference,
+written the way the authors' code runs them (kawaiiblitz/GAN_SelfSupervised @5a8e92f): a
+DataLoader over a Dataset that re-reads, decodes and resizes each JPEG (and trimap) on every
+fetch, and the tiles shuffled per image in Python loops (:func:`reference_shuffle_image`), with
+the same networks and losses; then the ratios study / reference.
 """
 
 from __future__ import annotations
@@ -23,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .losses import continuity_loss, pseudo_label_cross_entropy
+from .losses import continuity_loss, discriminator_loss, generator_loss, pseudo_label_cross_entropy, segmentation_loss
 from .loops import self_train
 from .methods import Kanezaki2018, Kim2020, S3Net
 from .methods.kanezaki2018 import build_networks, input_tensor
@@ -222,6 +233,8 @@ def time_published_demo(script: str, image: np.ndarray, iterations: int) -> floa
 
 def main(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
+    if args.method == "jigsawgan":
+        return _jigsawgan_main(args, device)
     if args.layers is None:
         args.layers = 3 if args.method == "kim2020" else 2
     image, source = _bsds_like_image(args.data_root)
@@ -263,4 +276,364 @@ def main(args: argparse.Namespace) -> int:
     else:
         for k, v in result.items():
             print(f"{k:<54} {v:.3f}" if isinstance(v, float) else f"{k:<54} {v}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# JigsawGAN: images per second of the two training stages (``--method jigsawgan``)
+
+#: JigsawGAN's batch in both stages (the report and the authors' code)
+JIGSAW_BATCH = 16
+
+
+def jigsawgan_samples(data_root=None, n: int = 64, size: tuple[int, int] = (256, 256)):
+    """The benchmark's images: ``(pre-training samples, their source, fine-tuning samples, their
+    source)``. Pre-training: the first ``n`` Animals-90 photos when a copy is under ``data_root``,
+    else ``n`` synthetic pets of ``size``; fine-tuning: the first ``n`` Oxford-IIIT Pet training
+    images when present, else the synthetic pets (which have trimaps)."""
+    from . import data
+
+    pets = None
+
+    def synthetic():
+        nonlocal pets
+        if pets is None:
+            pets = list(data.load("synthetic_pets", n=n, size=size))
+        return pets, f"synthetic_pets {size[1]}x{size[0]}"
+
+    try:
+        pre = list(data.load("animals90", root=data_root, limit=n)), "Animals-90"
+    except data.DatasetNotFound:
+        pre = synthetic()
+    try:
+        fine = list(data.load("oxford_pet", root=data_root, split="train", limit=n)), "Oxford-IIIT Pet train"
+    except data.DatasetNotFound:
+        fine = synthetic()
+    return (*pre, *fine)
+
+
+def _index_batches(n: int, rng: torch.Generator):
+    """The study's batches, epoch after epoch: a seeded permutation of ``range(n)`` in 16s."""
+    while True:
+        yield from torch.randperm(n, generator=rng).split(JIGSAW_BATCH)
+
+
+def _images_per_second(batches, step, count: int, device: torch.device) -> float:
+    """Run ``step`` on one batch of ``batches`` (warm-up, not timed), then ``count`` batches
+    timed; ``step(batch)`` returns how many images it trained on."""
+    step(next(batches))
+    _sync(device)
+    images = 0
+    start = time.perf_counter()
+    for _ in range(count):
+        images += step(next(batches))
+    _sync(device)
+    return images / (time.perf_counter() - start)
+
+
+def time_study_pretraining(images: torch.Tensor, batches: int, device: torch.device) -> float:
+    """Images per second of the study's pre-training step (the ``epoch`` of
+    :func:`lib.methods.jigsawgan.pretrain`, corrected form, 9 tiles) on uint8 ``images``
+    ``(N, 3, 64, 64)`` held in memory, as the study holds its data."""
+    from .methods.jigsawgan import PretrainSetting, build_pretraining, to_input
+    from .runtime import generator as seeded
+
+    setting = PretrainSetting(form="corrected", tiles=9, epochs=1)
+    g, d, perms = build_pretraining(setting, device)
+    opt_g = torch.optim.Adam(g.parameters(), lr=setting.lr, betas=setting.betas)
+    opt_d = torch.optim.Adam(d.parameters(), lr=setting.lr, betas=setting.betas)
+    rng = seeded("pretrain", setting.seed)
+
+    def step(idx: torch.Tensor) -> int:  # the body of pretrain's epoch loop, line for line
+        real = to_input(images[idx], "symmetric").to(device)
+        z = torch.randn(len(idx), setting.latent, 1, 1, generator=rng).to(device)
+        loss_d, parts_d = discriminator_loss(d, real, g(z), perms, setting.alpha, generator=rng)
+        opt_d.zero_grad()
+        loss_d.backward()
+        opt_d.step()
+        z = torch.randn(len(idx), setting.latent, 1, 1, generator=rng).to(device)
+        loss_g, parts_g = generator_loss(d, g(z), perms, setting.beta, generator=rng)
+        opt_g.zero_grad()
+        loss_g.backward()
+        opt_g.step()
+        {"loss_d": loss_d.item(), "loss_g": loss_g.item(), **{"d_" + k: float(v) for k, v in parts_d.items()},
+         **{"g_" + k: float(v) for k, v in parts_g.items()}}  # the row pretrain logs
+        return len(idx)
+
+    return _images_per_second(_index_batches(len(images), rng), step, batches, device)
+
+
+def time_study_finetuning(images: torch.Tensor, masks: torch.Tensor, batches: int, device: torch.device) -> float:
+    """Images per second of the study's fine-tuning step (the ``epoch`` of
+    :func:`lib.methods.jigsawgan.finetune`, corrected form, trainable trunk): SegmentationNet,
+    Adam 4e-4, cross-entropy, on uint8 ``images`` and int64 ``masks`` held in memory."""
+    from .methods.jigsawgan import FinetuneSetting, to_input
+    from .models.jigsawgan import SegmentationNet
+    from .runtime import generator as seeded
+
+    setting = FinetuneSetting(form="corrected", init="scratch")
+    net = SegmentationNet(None, 3, softmax_output=False, generator=seeded("segmentation", setting.seed)).to(device)
+    opt = torch.optim.Adam(net.trainable_parameters(), lr=setting.lr)
+    rng = seeded("finetune", setting.seed)
+
+    def step(idx: torch.Tensor) -> int:
+        x = to_input(images[idx], "symmetric").to(device)
+        y = masks[idx].to(device)
+        loss = segmentation_loss(net(x), y, False)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        loss.item()  # finetune logs each batch's loss
+        return len(idx)
+
+    return _images_per_second(_index_batches(len(images), rng), step, batches, device)
+
+
+# ---- The benchmark's reference: the two training loops written the way the authors' code runs
+# ---- them (kawaiiblitz/GAN_SelfSupervised @5a8e92f: pretrain.py's train_loop, pretrain_methods.py's
+# ---- CustomImageDataset and shuffle_image, finetune.py's train_loop and OxfordIIITPetsAugmented).
+# ---- Only for timing; the study never runs it.
+
+
+def reference_shuffle_image(images: torch.Tensor, num_pieces: int, permutations, perm_indices=None
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The authors' ``shuffle_image``: per image a permutation (``np.random.randint``, or
+    ``perm_indices[n]`` when given), then per tile a slice copied into a ``zeros_like`` output,
+    tiles of ``H // side`` pixels both ways. Returns ``(shuffled, permutation indices)``."""
+    n_images, _, h, _ = images.shape
+    side = int(np.sqrt(num_pieces))
+    piece = h // side
+    out = torch.zeros_like(images)
+    indices = []
+    for n in range(n_images):
+        image = images[n]
+        k = np.random.randint(len(permutations)) if perm_indices is None else int(perm_indices[n])
+        indices.append(k)
+        for idx, piece_idx in enumerate(permutations[k]):
+            row, col = piece_idx // side, piece_idx % side
+            new_row, new_col = idx // side, idx % side
+            out[n, :, new_row * piece: (new_row + 1) * piece, new_col * piece: (new_col + 1) * piece] = \
+                image[:, row * piece: (row + 1) * piece, col * piece: (col + 1) * piece]
+    return out, torch.tensor(indices)
+
+
+class _ReferenceImages(torch.utils.data.Dataset):
+    """The authors' ``CustomImageDataset`` with their pre-training transform: every fetch opens
+    and decodes the file (``Image.open(...).convert('RGB')``), ``Resize((64, 64))`` (PIL
+    bilinear), ``ToTensor`` and ``Normalize(0.5, 0.5)``."""
+
+    def __init__(self, paths):
+        self.paths = list(paths)
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        from PIL import Image
+
+        image = Image.open(self.paths[i]).convert("RGB").resize((64, 64), Image.BILINEAR)
+        x = torch.from_numpy(np.array(image)).permute(2, 0, 1).float().div(255)
+        return (x - 0.5) / 0.5
+
+
+class _ReferencePets(torch.utils.data.Dataset):
+    """The authors' ``OxfordIIITPetsAugmented`` as finetune.py configures it: every fetch opens
+    the image and its trimap, ``ToTensor`` both, resizes both nearest to 64 x 64 and maps the
+    trimap's 1..3 to classes 0..2 (``tensor_trimap``)."""
+
+    def __init__(self, pairs):
+        self.pairs = list(pairs)
+
+    def __len__(self):
+        return len(self.pairs)
+
+    def __getitem__(self, i):
+        from PIL import Image
+
+        image_path, trimap_path = self.pairs[i]
+        image = Image.open(image_path).convert("RGB")
+        trimap = Image.open(trimap_path)
+        x = torch.from_numpy(np.array(image)).permute(2, 0, 1).float().div(255)
+        t = torch.from_numpy(np.array(trimap))[None].float().div(255)
+        x = F.interpolate(x[None], size=(64, 64), mode="nearest")[0]
+        t = F.interpolate(t[None], size=(64, 64), mode="nearest")[0]
+        return x * 2 - 1, (t * 255).round().long() - 1  # input range of the corrected form (no cost difference)
+
+
+def _loader_batches(loader):
+    while True:
+        yield from loader
+
+
+def time_reference_pretraining(paths, batches: int, device: torch.device) -> float:
+    """Images per second of pretrain.py's train_loop (jigsaw, 9 pieces), with the study's G, D
+    (corrected form: logits, hence BCE with logits) and permutations: a DataLoader(batch 16,
+    shuffle) over :class:`_ReferenceImages`, the Python-loop :func:`reference_shuffle_image`,
+    three D passes and two G-side passes per batch and the per-batch ``.item()`` statistics
+    (their torchmetrics AUROC/F1/accuracy updates left out, which favours the reference)."""
+    from .methods.jigsawgan import PretrainSetting, build_pretraining
+
+    setting = PretrainSetting(form="corrected", tiles=9, epochs=1)
+    generator, discriminator, perms = build_pretraining(setting, device)
+    perms = perms.tolist()  # their permutations: a Python list
+    torch.manual_seed(42)
+    np.random.seed(42)
+    loader = torch.utils.data.DataLoader(_ReferenceImages(paths), batch_size=JIGSAW_BATCH, shuffle=True)
+    optimizer_g = torch.optim.Adam(generator.parameters(), lr=setting.lr)
+    optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=setting.lr)
+    criterion, jigsaw_criterion = torch.nn.BCEWithLogitsLoss(), torch.nn.CrossEntropyLoss()
+    alpha, beta, latent_dim = 1, 0.2, setting.latent
+
+    def step(real_images: torch.Tensor) -> int:
+        real_images = real_images.to(device)
+        batch_size = real_images.size(0)
+        optimizer_d.zero_grad()
+        label_rf_real = torch.ones(batch_size, 1).to(device)
+        pred_rf_real, _ = discriminator(real_images)
+        pred_rf_real = pred_rf_real.view(-1, 1)
+        loss_rf_real = criterion(pred_rf_real, label_rf_real)
+        real_images_shuffled, label_jigsaw_real = reference_shuffle_image(real_images, 9, perms)
+        real_images_shuffled = real_images_shuffled.to(device)
+        label_jigsaw_real = label_jigsaw_real.to(device)
+        _, pred_jigsaw_real = discriminator(real_images_shuffled)
+        loss_jigsaw_real = jigsaw_criterion(pred_jigsaw_real, label_jigsaw_real)
+        noise = torch.randn(batch_size, latent_dim, 1, 1).to(device)
+        fake_images = generator(noise).detach()
+        label_rf_fake = torch.zeros(batch_size, 1).to(device)
+        pred_rf_fake, _ = discriminator(fake_images)
+        pred_rf_fake = pred_rf_fake.view(-1, 1)
+        loss_rf_fake_d = criterion(pred_rf_fake, label_rf_fake)
+        loss_d = loss_rf_real + loss_rf_fake_d
+        loss_d += alpha * loss_jigsaw_real
+        loss_d.backward()
+        optimizer_d.step()
+
+        optimizer_g.zero_grad()
+        noise = torch.randn(batch_size, latent_dim, 1, 1).to(device)
+        fake_images = generator(noise)
+        pred_rf_fake, _ = discriminator(fake_images)
+        pred_rf_fake = pred_rf_fake.view(-1, 1)
+        label_rf_real = torch.ones(batch_size, 1).to(device)
+        loss_rf_fake_g = criterion(pred_rf_fake, label_rf_real)
+        fake_images_shuffled, label_jigsaw_fake = reference_shuffle_image(fake_images, 9, perms)
+        fake_images_shuffled = fake_images_shuffled.to(device)
+        label_jigsaw_fake = label_jigsaw_fake.to(device)
+        _, pred_jigsaw_fake = discriminator(fake_images_shuffled)
+        loss_jigsaw_fake = jigsaw_criterion(pred_jigsaw_fake, label_jigsaw_fake)
+        loss_g = loss_rf_fake_g
+        loss_g += beta * loss_jigsaw_fake
+        loss_g.backward()
+        optimizer_g.step()
+        with torch.no_grad():
+            real_outputs, fake_outputs = pred_rf_real.squeeze(), pred_rf_fake.squeeze()
+        torch.mean(real_outputs).item(), torch.mean(fake_outputs).item(), loss_d.item(), loss_g.item()
+        return batch_size
+
+    return _images_per_second(_loader_batches(loader), step, batches, device)
+
+
+def time_reference_finetuning(pairs, batches: int, device: torch.device) -> float:
+    """Images per second of finetune.py's train_loop with the study's SegmentationNet (fresh
+    trunk, logits), Adam 4e-4 and CrossEntropyLoss, over a DataLoader(batch 16, shuffle) of
+    :class:`_ReferencePets` (image and trimap files re-read every fetch)."""
+    from .models.jigsawgan import SegmentationNet
+    from .runtime import generator as seeded
+
+    model = SegmentationNet(None, 3, softmax_output=False, generator=seeded("segmentation", 0)).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=4e-4)
+    criterion = torch.nn.CrossEntropyLoss(reduction="mean")
+    torch.manual_seed(42)
+    loader = torch.utils.data.DataLoader(_ReferencePets(pairs), batch_size=JIGSAW_BATCH, shuffle=True)
+
+    def step(batch) -> int:
+        inputs, targets = batch
+        optimizer.zero_grad()
+        inputs = inputs.to(device)
+        targets = targets.to(device)
+        outputs = model(inputs)
+        targets = targets.squeeze(dim=1)
+        loss = criterion(outputs, targets)
+        loss.backward()
+        optimizer.step()
+        loss.item()
+        return targets.size(0)
+
+    return _images_per_second(_loader_batches(loader), step, batches, device)
+
+
+def _write_reference_files(folder, pretrain_samples, finetune_samples):
+    """The benchmark's images as the files the reference reads: JPEGs (quality 95), and for the
+    fine-tuning set a trimap PNG per image holding 1..3, as Oxford-IIIT Pet's trimaps do."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    folder = Path(folder)
+    paths, pairs = [], []
+    for i, s in enumerate(pretrain_samples):
+        p = folder / f"pre{i:05d}.jpg"
+        Image.fromarray(s.image).convert("RGB").save(p, quality=95)
+        paths.append(p)
+    for i, s in enumerate(finetune_samples):
+        p, t = folder / f"pet{i:05d}.jpg", folder / f"pet{i:05d}.png"
+        Image.fromarray(s.image).convert("RGB").save(p, quality=95)
+        Image.fromarray((s.segmentations[0] + 1).astype(np.uint8)).save(t)
+        pairs.append((p, t))
+    return paths, pairs
+
+
+def time_jigsawgan(pretrain_samples, finetune_samples, batches: int, device: torch.device) -> dict[str, float]:
+    """Images per second of both JigsawGAN stages, the study's loops and the reference's, and
+    the ratios study / reference. The reference runs first, with the default CPU allocator (as
+    the authors' code does); the study's inputs are converted once, untimed (the study reads its
+    data once: :func:`lib.data.tensors.to_tensors`)."""
+    import tempfile
+
+    from .data.tensors import to_tensors
+
+    if batches < 1:
+        raise ValueError(f"batches={batches}: time at least one batch")
+    with tempfile.TemporaryDirectory() as tmp:
+        paths, pairs = _write_reference_files(tmp, pretrain_samples, finetune_samples)
+        reference_pre = time_reference_pretraining(paths, batches, device)
+        reference_fine = time_reference_finetuning(pairs, batches, device)
+    if device.type == "cpu":
+        tune_cpu_allocator()  # as the runner does
+    pre, _ = to_tensors(pretrain_samples, size=64, image_resize="bilinear")
+    fine, masks = to_tensors(finetune_samples, size=64, image_resize="bilinear")
+    study_pre = time_study_pretraining(pre, batches, device)
+    study_fine = time_study_finetuning(fine, masks, batches, device)
+    return {
+        "study_pretrain_images_per_second": study_pre,
+        "reference_pretrain_images_per_second": reference_pre,
+        "pretrain_study_over_reference": study_pre / reference_pre,
+        "study_finetune_images_per_second": study_fine,
+        "reference_finetune_images_per_second": reference_fine,
+        "finetune_study_over_reference": study_fine / reference_fine,
+    }
+
+
+def _jigsawgan_main(args: argparse.Namespace, device: torch.device) -> int:
+    for option, given in (("--authors-demo", args.authors_demo), ("--estimate", args.estimate)):
+        if given:
+            raise ValueError(f"{option} is for the per-image loops, not --method jigsawgan")
+    pre, pre_source, fine, fine_source = jigsawgan_samples(args.data_root, n=args.images)
+    result = {
+        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+        "machine": layout.machine(device), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+        "method": "jigsawgan", "pretrain_images": f"{pre_source}, {len(pre)} images",
+        "finetune_images": f"{fine_source}, {len(fine)} images", "batch": JIGSAW_BATCH, "timed_batches": args.batches,
+    }
+    result.update(time_jigsawgan(pre, fine, args.batches, device))
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    for k, v in result.items():
+        if not k.endswith(("_per_second", "_over_reference")):
+            print(f"{k:<20} {v}")
+    print(f"\n{'images/s':<14}{'study':>10}{'reference':>12}{'study/ref':>11}")
+    for stage in ("pretrain", "finetune"):
+        print(f"{stage:<14}{result[f'study_{stage}_images_per_second']:>10.1f}"
+              f"{result[f'reference_{stage}_images_per_second']:>12.1f}"
+              f"{result[f'{stage}_study_over_reference']:>11.2f}")
     return 0

@@ -297,8 +297,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--device", default="auto")
     b.add_argument("--iterations", type=int, default=5, help="timed iterations (after one warm-up)")
     b.add_argument("--batch", type=int, default=0, help="images in the batch measurement (0: 2 on CPU, 16 on CUDA)")
-    b.add_argument("--method", default="kanezaki2018", choices=["kanezaki2018", "kim2020", "s3net", "s3net-code"],
-                   help="the loop to time (lib/benchmark.py LOOPS)")
+    b.add_argument("--method", default="kanezaki2018", choices=["kanezaki2018", "kim2020", "s3net", "s3net-code",
+                   "jigsawgan"], help="the loop to time (lib/benchmark.py LOOPS); jigsawgan: images/s of its pre-training "
+                   "and fine-tuning, the study's loops and a reference written like the authors' code")
     b.add_argument("--layers", type=int, default=None, help="M (default: 2 for kanezaki2018, 3 for kim2020)")
     b.add_argument("--estimate", type=int, nargs=2, metavar=("IMAGES", "ITERATIONS"), default=None,
                    help="also estimate the wall time of IMAGES x ITERATIONS at the measured throughput")
@@ -307,7 +308,11 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--authors-demo", default=None, metavar="DEMO_PY",
                    help="also time the published demo.py itself (a copy of kanezaki/pytorch-unsupervised-segmentation"
                    " @478e67e), unchanged, on the same image")
-    b.add_argument("--data-root", default=None, help="to take a real BSDS500 image when present")
+    b.add_argument("--batches", type=int, default=6, help="jigsawgan: timed batches of 16 per loop (after one warm-up)")
+    b.add_argument("--images", type=int, default=64, help="jigsawgan: images in the benchmark set (kept in memory "
+                   "by the study, written to JPEG files for the reference)")
+    b.add_argument("--data-root", default=None, help="to take a real BSDS500 image (jigsawgan: Animals-90, "
+                   "Oxford-IIIT Pet) when present")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=_benchmark)
 
