@@ -410,7 +410,7 @@ def pet_sets(*, synthetic_images: int, synthetic_size: Sequence[int], animal_ima
                 opened.sets[f"oxford_pet/{part}"] = _first(ds, pet_images)
             n_classes = len({s.meta.get("class") for s in opened.sets["animals90/pretrain"]})
             counts = " / ".join(f"{len(opened.sets[f'oxford_pet/{p}'])} {p}" for p in pets)
-            opened.notes["animals90"] = subset_note(f"Animals-90 ({n_classes} classes) for pre-training",
+            opened.notes["animals90"] = subset_note(f"Animals-90 (classes: {n_classes}) for pre-training",
                                                     len(opened.sets["animals90/pretrain"]), len(animals), 5400)
             opened.notes["oxford_pet"] = (f"Oxford-IIIT Pet trimaps: {counts} images (train / val: the report's "
                                           "80/20 split of trainval, lib/data/oxford_pet_trainval_split.txt; test: "
