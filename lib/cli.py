@@ -3,7 +3,7 @@
 - ``evaluate bsds500|voc2012 --pred DIR``: Kim-protocol mIoU and the BSDS region benchmarks of a folder of label maps.
 - ``segment --method kanezaki2018|kim2020|dynamicseg|s3net [--form paper|code] --out DIR IMAGE...``: segment your
   own images (``--scheme fsf|scf`` for dynamicseg, ``--mu``, ``--iterations``, ``--layers``).
-- ``download bsds500|voc2012`` / ``verify bsds500``: get a dataset / check a copy against the manifest.
+- ``download bsds500|oxford_pet|voc2012`` / ``verify bsds500``: get a dataset / check a copy against the manifest.
 - ``benchmark``: seconds per iteration of the per-image loop (see ``lib/benchmark.py``).
 - ``index [RESULTS]``: rebuild ``results/README.md`` from the notebooks' outputs.
 """
@@ -195,10 +195,12 @@ def _segment(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
-    from .data import bsds500, voc2012
+    from .data import bsds500, oxford_pet, voc2012
 
     if args.dataset == "bsds500":
         target = bsds500.download(args.data_root, progress=not args.quiet)
+    elif args.dataset == "oxford_pet":
+        target = oxford_pet.download(args.data_root)
     else:
         target = voc2012.download(args.data_root)
     print(f"{args.dataset} ready in {target}")
@@ -283,7 +285,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_segment)
 
     d = sub.add_parser("download", help="download and verify a dataset")
-    d.add_argument("dataset", choices=["bsds500", "voc2012"])
+    d.add_argument("dataset", choices=["bsds500", "oxford_pet", "voc2012"])
     d.add_argument("--data-root", default=None)
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=_download)
@@ -308,7 +310,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--authors-demo", default=None, metavar="DEMO_PY",
                    help="also time the published demo.py itself (a copy of kanezaki/pytorch-unsupervised-segmentation"
                    " @478e67e), unchanged, on the same image")
-    b.add_argument("--batches", type=int, default=6, help="jigsawgan: timed batches of 16 per loop (after one warm-up)")
+    b.add_argument("--batches", type=int, default=2, help="jigsawgan: timed batches of 16 per loop, after one warm-up "
+                   "(2: about 40 s on 2 CPU cores; more for steadier numbers)")
     b.add_argument("--images", type=int, default=64, help="jigsawgan: images in the benchmark set (kept in memory "
                    "by the study, written to JPEG files for the reference)")
     b.add_argument("--data-root", default=None, help="to take a real BSDS500 image (jigsawgan: Animals-90, "
