@@ -22,6 +22,8 @@ written the way the authors' code runs them (kawaiiblitz/GAN_SelfSupervised @5a8
 DataLoader over a Dataset that re-reads, decodes and resizes each JPEG (and trimap) on every
 fetch, and the tiles shuffled per image in Python loops (:func:`reference_shuffle_image`), with
 the same networks and losses; then the ratios study / reference.
+
+``--method seggan`` times SegGAN's two stages and its baseline (``lib/benchmark_seggan.py``).
 """
 
 from __future__ import annotations
@@ -235,6 +237,10 @@ def main(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     if args.method == "jigsawgan":
         return _jigsawgan_main(args, device)
+    if args.method == "seggan":
+        from .benchmark_seggan import main as seggan_main
+
+        return seggan_main(args, device)
     if args.layers is None:
         args.layers = 3 if args.method == "kim2020" else 2
     image, source = _bsds_like_image(args.data_root)

@@ -3,7 +3,8 @@
 - ``evaluate bsds500|voc2012 --pred DIR``: Kim-protocol mIoU and the BSDS region benchmarks of a folder of label maps.
 - ``segment --method kanezaki2018|kim2020|dynamicseg|s3net [--form paper|code] --out DIR IMAGE...``: segment your
   own images (``--scheme fsf|scf`` for dynamicseg, ``--mu``, ``--iterations``, ``--layers``).
-- ``download bsds500|oxford_pet|voc2012`` / ``verify bsds500``: get a dataset / check a copy against the manifest.
+- ``download bsds500|oxford_pet|stanford_background|voc2012|voc2012_aug`` / ``verify bsds500|stanford_background``:
+  get a dataset / check a copy.
 - ``benchmark``: seconds per iteration of the per-image loop (see ``lib/benchmark.py``).
 - ``index [RESULTS]``: rebuild ``results/README.md`` from the notebooks' outputs.
 """
@@ -195,12 +196,17 @@ def _segment(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
-    from .data import bsds500, oxford_pet, voc2012
+    from .data import bsds500, oxford_pet, stanford_background, voc2012, voc2012_aug
 
     if args.dataset == "bsds500":
         target = bsds500.download(args.data_root, progress=not args.quiet)
     elif args.dataset == "oxford_pet":
         target = oxford_pet.download(args.data_root)
+    elif args.dataset == "stanford_background":
+        target = stanford_background.download(args.data_root, sha256=args.sha256 or stanford_background.ARCHIVE_SHA256,
+                                              progress=not args.quiet)
+    elif args.dataset == "voc2012_aug":
+        target = voc2012_aug.download(args.data_root)
     else:
         target = voc2012.download(args.data_root)
     print(f"{args.dataset} ready in {target}")
@@ -208,9 +214,14 @@ def _download(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from .data import bsds500
+    from .data import bsds500, stanford_background
     from .paths import data_root
 
+    if args.dataset == "stanford_background":
+        problems = stanford_background.verify(args.data_root)
+        print("\n".join(problems[:20]) or f"Stanford Background under {data_root(args.data_root)}: all 715 images "
+              "of the split file and their region labels read")
+        return 1 if problems else 0
     problems = bsds500.verify(args.data_root)
     if problems:
         print("\n".join(problems[:20]) + (f"\n... {len(problems) - 20} more" if len(problems) > 20 else ""))
@@ -285,13 +296,14 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_segment)
 
     d = sub.add_parser("download", help="download and verify a dataset")
-    d.add_argument("dataset", choices=["bsds500", "oxford_pet", "voc2012"])
+    d.add_argument("dataset", choices=["bsds500", "oxford_pet", "stanford_background", "voc2012", "voc2012_aug"])
     d.add_argument("--data-root", default=None)
+    d.add_argument("--sha256", default=None, help="stanford_background: the archive's expected SHA-256")
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=_download)
 
-    v = sub.add_parser("verify", help="check a dataset copy against its SHA-256 manifest")
-    v.add_argument("dataset", choices=["bsds500"])
+    v = sub.add_parser("verify", help="check a dataset copy (BSDS500: against its SHA-256 manifest)")
+    v.add_argument("dataset", choices=["bsds500", "stanford_background"])
     v.add_argument("--data-root", default=None)
     v.set_defaults(func=_verify)
 
@@ -300,8 +312,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--iterations", type=int, default=5, help="timed iterations (after one warm-up)")
     b.add_argument("--batch", type=int, default=0, help="images in the batch measurement (0: 2 on CPU, 16 on CUDA)")
     b.add_argument("--method", default="kanezaki2018", choices=["kanezaki2018", "kim2020", "s3net", "s3net-code",
-                   "jigsawgan"], help="the loop to time (lib/benchmark.py LOOPS); jigsawgan: images/s of its pre-training "
-                   "and fine-tuning, the study's loops and a reference written like the authors' code")
+                   "jigsawgan", "seggan"], help="the loop to time (lib/benchmark.py LOOPS); jigsawgan: images/s of its "
+                   "pre-training and fine-tuning, the study's loops and a reference written like the authors' code; "
+                   "seggan: iterations/s of its two stages and the DeepLab baseline (lib/benchmark_seggan.py)")
     b.add_argument("--layers", type=int, default=None, help="M (default: 2 for kanezaki2018, 3 for kim2020)")
     b.add_argument("--estimate", type=int, nargs=2, metavar=("IMAGES", "ITERATIONS"), default=None,
                    help="also estimate the wall time of IMAGES x ITERATIONS at the measured throughput")
@@ -316,6 +329,8 @@ def parser() -> argparse.ArgumentParser:
                    "by the study, written to JPEG files for the reference)")
     b.add_argument("--data-root", default=None, help="to take a real BSDS500 image (jigsawgan: Animals-90, "
                    "Oxford-IIIT Pet) when present")
+    b.add_argument("--backbone", default="resnet101", help="seggan: DeepLabV3's backbone")
+    b.add_argument("--crop", type=int, default=320, help="seggan: training crop side (a multiple of 16)")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=_benchmark)
 

@@ -252,3 +252,47 @@ def segmentation_loss(output: torch.Tensor, target: torch.Tensor, softmax_output
     """
     del softmax_output  # the same call in both forms: the flag only says what ``output`` holds
     return F.cross_entropy(output, target.long())
+
+
+# --------------------------------------------------------------------------------------------
+# SegGAN (Zhang et al., BigMM 2018, section II.B): content and adversarial losses of a
+# mask-to-image GAN, used to train the GAN (stage 1) and then as a loss for DeepLab (stage 2).
+
+#: how the side that produces I^R (G in stage 1, the segmentation network in stage 2) minimises
+#: the adversarial loss: "minimax" = log(1 - D(I^R)) as eq. (5) writes it; "non-saturating" =
+#: -log D(I^R) (Goodfellow et al. 2014's practical variant, which keeps a gradient when D wins)
+ADVERSARIAL = ("minimax", "non-saturating")
+
+
+def content_loss(reconstruction: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """SegGAN eq. (4): l_C = (1 / WH) sum_ij (I_ij - I^R_ij)^2, the pixel-wise mean squared error
+    (here also averaged over the three channels and the batch)."""
+    return F.mse_loss(reconstruction, image)
+
+
+def d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """D's side of SegGAN eq. (1)/(5): maximise log D(I) + log(1 - D(I^R)), i.e. minimise the
+    binary cross-entropy of real patches against 1 and reconstructed ones against 0 (D outputs
+    logits per patch; each term is averaged over patches and images)."""
+    return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+
+
+def adversarial_loss(fake_logits: torch.Tensor, form: str = "minimax") -> torch.Tensor:
+    """The adversarial term l_A that G (eq. 6) or the segmentation network (eq. 2) minimises.
+    Only log(1 - D(I^R)) of eq. (5) depends on them: ``"minimax"`` minimises it as written
+    (= -BCE(D(I^R), 0), which is log(1 - sigmoid(logit)) computed stably as -softplus(logit));
+    ``"non-saturating"`` minimises -log D(I^R) = BCE(D(I^R), 1) instead."""
+    if form == "minimax":
+        return -F.softplus(fake_logits).mean()
+    if form == "non-saturating":
+        return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+    raise ValueError(f"adversarial form {form!r}: use one of {', '.join(ADVERSARIAL)}")
+
+
+def one_hot_masks(labels: torch.Tensor, classes: int, ignore_index: int = 255) -> torch.Tensor:
+    """Ground-truth label maps (N, H, W) as the probabilities G reads in stage 1 (N, classes, H, W):
+    one-hot per pixel, and all zeros where the label is ``ignore_index`` (unknown / void)."""
+    valid = labels != ignore_index
+    hot = F.one_hot(torch.where(valid, labels, 0).long(), classes).permute(0, 3, 1, 2).float()
+    return hot * valid.unsqueeze(1)

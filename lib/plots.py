@@ -84,9 +84,13 @@ def label_trajectories(hist: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def image_rows(rows: Sequence[tuple[str, Sequence[tuple[str, np.ndarray]]]], width: float = 1.5) -> plt.Figure:
+def image_rows(rows: Sequence[tuple[str, Sequence[tuple[str, np.ndarray]]]], width: float = 1.5,
+               classes: int = 3) -> plt.Figure:
     """``rows`` of (row title, [(caption, image), ...]): RGB images (H, W, 3) as they are, class
-    maps (H, W) in grey levels (0 black .. largest class white; JigsawGAN: pet, background, border)."""
+    maps (H, W) in grey levels when ``classes`` <= 3 (0 black .. 2 white; JigsawGAN: pet,
+    background, border), else in ``tab20`` colours; labels >= ``classes`` (ignored pixels) white."""
+    cmap = plt.get_cmap("gray" if classes <= 3 else "tab20").copy()
+    cmap.set_bad("white")
     n_cols = max(len(r[1]) for r in rows)
     fig, axes = plt.subplots(len(rows), n_cols, figsize=(width * n_cols, width * 1.1 * len(rows)), squeeze=False)
     for i, (title, panels) in enumerate(rows):
@@ -95,7 +99,11 @@ def image_rows(rows: Sequence[tuple[str, Sequence[tuple[str, np.ndarray]]]], wid
             if j >= len(panels):
                 continue
             name, image = panels[j]
-            ax.imshow(image, cmap="gray", vmin=0, vmax=2, interpolation="nearest") if image.ndim == 2 else ax.imshow(image)
+            if image.ndim == 2:
+                shown = np.ma.masked_greater_equal(image, classes)
+                ax.imshow(shown, cmap=cmap, vmin=0, vmax=max(2, classes - 1), interpolation="nearest")
+            else:
+                ax.imshow(image)
             ax.set_title(name, fontsize=7)
         axes[i, 0].text(-0.08, 0.5, title, transform=axes[i, 0].transAxes, rotation=90, ha="right", va="center",
                         fontsize=7)
@@ -103,16 +111,33 @@ def image_rows(rows: Sequence[tuple[str, Sequence[tuple[str, np.ndarray]]]], wid
     return fig
 
 
-def training_curves(log: pd.DataFrame, columns: Sequence[str], hue: str = "model") -> plt.Figure:
-    """One panel per logged quantity of ``columns`` against ``epoch`` (``log``: one row per model,
-    seed and epoch): the mean over seeds with a band of one standard deviation."""
+def training_curves(log: pd.DataFrame, columns: Sequence[str], hue: str = "model", x: str = "epoch") -> plt.Figure:
+    """One panel per logged quantity of ``columns`` against ``x`` (``log``: one row per model,
+    seed and epoch or checkpoint): the mean over seeds with a band of one standard deviation."""
     columns = [c for c in columns if c in log.columns]
     fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.2), squeeze=False)
     for ax, column in zip(axes[0], columns):
-        sns.lineplot(data=log, x="epoch", y=column, hue=hue, errorbar=("sd", 1), ax=ax, legend=ax is axes[0, -1])
+        sns.lineplot(data=log, x=x, y=column, hue=hue, errorbar=("sd", 1), ax=ax, legend=ax is axes[0, -1])
         ax.set_title(column, fontsize=9)
         ax.xaxis.get_major_locator().set_params(integer=True)
     if axes[0, -1].get_legend() is not None:
         sns.move_legend(axes[0, -1], "upper left", bbox_to_anchor=(1, 1), fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def lambda_heatmaps(table: pd.DataFrame, value: str, title: str) -> plt.Figure:
+    """One heatmap of ``value`` per generator input over (lambda1 rows, lambda2 columns)."""
+    inputs = list(table.generator_input.unique())
+    fig, axes = plt.subplots(1, len(inputs), figsize=(3.8 * len(inputs), 3.2), squeeze=False)
+    for ax, inp in zip(axes[0], inputs):
+        grid = table[table.generator_input == inp].pivot(index="lambda_content", columns="lambda_adversarial",
+                                                         values=value)
+        sns.heatmap(grid, annot=True, fmt=".2f", cmap="RdBu", center=0, ax=ax, cbar=False,
+                    annot_kws={"fontsize": 7})
+        ax.set_title(f"G reads {inp}", fontsize=9)
+        ax.set_xlabel("lambda2 (adversarial)")
+        ax.set_ylabel("lambda1 (content)")
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig

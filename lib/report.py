@@ -56,7 +56,8 @@ def absent_note(absent: Sequence[str]) -> str:
 
 
 #: columns of a runs table that hold a method's settings, printed as given
-SETTINGS = ("mu", "n_layers", "k", "window", "scale", "size", "iterations")
+SETTINGS = ("mu", "n_layers", "k", "window", "scale", "size", "iterations", "lambda_content",
+            "lambda_adversarial")
 
 
 def settings_columns(df: pd.DataFrame) -> list[str]:

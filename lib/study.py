@@ -233,6 +233,10 @@ class NotebookSetup:
         """:func:`pet_sets` under this run's ``missing_data`` (see :meth:`evaluation_sets`)."""
         return self._opened(pet_sets(**kwargs, missing=self.parameters["missing_data"]))
 
+    def scene_sets(self, **kwargs: Any) -> tuple[dict[str, list[Sample]], dict[str, str]]:
+        """:func:`scene_sets` under this run's ``missing_data`` (see :meth:`evaluation_sets`)."""
+        return self._opened(scene_sets(**kwargs, missing=self.parameters["missing_data"]))
+
     def _opened(self, opened: "Opened") -> tuple[dict[str, list[Sample]], dict[str, str]]:
         for why in opened.absent.values():
             print(f"- absent: {why}")
@@ -419,3 +423,65 @@ def pet_sets(*, synthetic_images: int, synthetic_size: Sequence[int], animal_ima
         raise ParameterError(f"animal_images={animal_images}, pet_images={pet_images}: the real experiment "
                              "pre-trains on Animals-90 and fine-tunes on Oxford-IIIT Pet; set both, or both to 0")
     return opened.require_some("synthetic_images, animal_images and pet_images are all 0")
+
+
+#: splits up to this many images are read into memory once; larger ones are read per batch
+IN_MEMORY = 2000
+#: SegGAN's real datasets: (what, the parameter that asks for it, official train / test sizes)
+SCENE_DATASETS = {
+    "oxford_pet": ("Oxford-IIIT Pet trimaps", "pet_images", (3680, 3669)),
+    "stanford_background": ("Stanford Background", "stanford_images", (600, 115)),
+    "voc2012": ("PASCAL VOC 2012 (train: + SBD)", "voc_images", (10582, 1449)),
+}
+
+
+def scene_sets(*, synthetic_images: int, synthetic_size: Sequence[int], pet_images: int = 0,
+               stanford_images: int = 0, voc_images: int = 0, data_root: str | None = None,
+               missing: str = "fail") -> Opened:
+    """SegGAN's labelled image sets, ``<dataset>/train`` and ``<dataset>/test``, and their notes.
+
+    - built in (``synthetic_images`` > 0): ``synthetic_pets``, that many training images and half
+      as many test images, each part generated from its own seed, exact three-class masks;
+    - ``oxford_pet``: the official trainval list for training, the official test list for testing
+      (three trimap classes);
+    - ``stanford_background``: the study's 600 / 115 split (``stanford_background_split.txt``);
+    - ``voc2012``: the 10,582 ``train_aug`` images for training, the 1,449 val images (class PNGs,
+      void border not counted) for testing (SegGAN's Table I).
+
+    Each real count takes the first N images of each part (-1: all, 0: none).
+    """
+    opened = Opened()
+    if synthetic_images:
+        size = tuple(synthetic_size)
+        opened.sets["synthetic_pets/train"] = list(data.load("synthetic_pets", n=synthetic_images, size=size, seed=1))
+        opened.sets["synthetic_pets/test"] = list(data.load("synthetic_pets", n=max(1, synthetic_images // 2),
+                                                            size=size, seed=2))
+        opened.notes["synthetic_pets"] = (
+            f"built-in pet-like images ({size[0]}x{size[1]}, exact pet / background / border masks): "
+            f"{synthetic_images} train / {len(opened.sets['synthetic_pets/test'])} test")
+    loads = {"oxford_pet": [("train", {"split": "trainval"}), ("test", {"split": "test"})],
+             "stanford_background": [("train", {"split": "train"}), ("test", {"split": "test"})],
+             "voc2012": [("train", {"name": "voc2012_aug"}),
+                         ("test", {"subset": None, "split": "val", "ground_truth": "class"})]}
+    counts = {"oxford_pet": pet_images, "stanford_background": stanford_images, "voc2012": voc_images}
+    for name, count in counts.items():
+        if not count:
+            continue
+        what, parameter, official = SCENE_DATASETS[name]
+        parts = {}
+        for part, kwargs in loads[name]:
+            kwargs = dict(kwargs)
+            ds = opened.requested(kwargs.pop("name", name), f"{what} {part}", f"{parameter}={count}", missing,
+                                  root=data_root, limit=count if count > 0 else None, **kwargs)
+            if ds is None:
+                break
+            parts[part] = ds
+        if len(parts) < 2:
+            continue
+        for part, ds in parts.items():  # small sets read once into memory; large ones read per batch
+            opened.sets[f"{name}/{part}"] = list(ds[:]) if len(ds) <= IN_MEMORY else ds
+        sizes = " / ".join(f"{len(opened.sets[f'{name}/{p}'])} {p}" for p in parts)
+        full = count < 0 and tuple(len(parts[p]) for p in ("train", "test")) == official
+        opened.notes[name] = f"{what}: {sizes} images" + ("" if full else f" (a subset: the full dataset has "
+                                                           f"{official[0]} train / {official[1]} test)")
+    return opened.require_some("synthetic_images, pet_images, stanford_images and voc_images are all 0")

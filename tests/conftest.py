@@ -135,3 +135,50 @@ def _layout_cache(tmp_path_factory):
     the user's ~/.cache; notebook kernels inherit the variable."""
     os.environ["SEGSTUDY_CACHE_DIR"] = str(tmp_path_factory.mktemp("segstudy-cache"))
     yield
+
+
+def write_fake_stanford(root: Path, ids=("0000047", "0000051"), shape=(12, 16), unknown=True) -> dict:
+    """Stanford Background's layout: stanford_background/iccv09Data/images/<id>.jpg and
+    labels/<id>.regions.txt (one row of integers per image row, -1 for unknown). Returns the
+    label maps written."""
+    import numpy as np
+    from PIL import Image
+
+    base = root / "stanford_background" / "iccv09Data"
+    (base / "images").mkdir(parents=True, exist_ok=True)
+    (base / "labels").mkdir(parents=True, exist_ok=True)
+    written = {}
+    for k, image_id in enumerate(ids):
+        labels = np.zeros(shape, np.int32)  # sky
+        labels[shape[0] // 2:, :] = 3  # grass
+        labels[3:7, 4 + k: 9 + k] = 7  # a foreground object
+        if unknown:
+            labels[0, :3] = -1
+        Image.fromarray(np.full((*shape, 3), 60 + 40 * k, np.uint8)).save(base / "images" / f"{image_id}.jpg")
+        text = "\n".join(" ".join(str(v) for v in row) for row in labels) + "\n"
+        (base / "labels" / f"{image_id}.regions.txt").write_text(text)
+        written[image_id] = labels
+    return written
+
+
+def write_fake_sbd(root: Path, train=("2008_000002", "2007_000033"), val=("2008_000003",), shape=(10, 14)) -> dict:
+    """SBD's dataset folder as torchvision's SBDataset reads it: sbd/img/<id>.jpg, sbd/cls/<id>.mat
+    (struct GTcls with a Segmentation field, classes 0..20) and sbd/{train,val}.txt. Returns the
+    class maps written."""
+    import numpy as np
+    import scipy.io
+    from PIL import Image
+
+    base = root / "sbd"
+    (base / "img").mkdir(parents=True, exist_ok=True)
+    (base / "cls").mkdir(parents=True, exist_ok=True)
+    written = {}
+    for k, image_id in enumerate((*train, *val)):
+        seg = np.zeros(shape, np.uint8)
+        seg[2:6, 3: 8 + k] = 12  # a dog
+        Image.fromarray(np.full((*shape, 3), 90 + 20 * k, np.uint8)).save(base / "img" / f"{image_id}.jpg")
+        scipy.io.savemat(base / "cls" / f"{image_id}.mat", {"GTcls": {"Segmentation": seg, "CategoriesPresent": [12]}})
+        written[image_id] = seg
+    (base / "train.txt").write_text("".join(f"{i}\n" for i in train))
+    (base / "val.txt").write_text("".join(f"{i}\n" for i in val))
+    return written

@@ -11,7 +11,7 @@ import papermill
 import pytest
 import yaml
 
-from conftest import REPO, shared_datasets, write_fake_voc
+from conftest import REPO, shared_datasets, write_fake_sbd, write_fake_stanford, write_fake_voc
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 PROFILES = ("smoke", "demo", "paper")
@@ -132,7 +132,17 @@ def test_runs_in_smoke_profile(path: Path, tmp_path: Path):
         from lib.data.voc2012 import VAL150
 
         write_fake_voc(root, ids=VAL150.read_text().split()[:2], shape=(24, 30))
+        if path.stem.startswith("seggan"):  # and a training set: SBD, and VOC's train list
+            write_fake_sbd(root, train=("2008_000002", "2008_000008"), val=(), shape=(24, 30))
+            (root / "VOCdevkit" / "VOC2012" / "ImageSets" / "Segmentation" / "train.txt").write_text("")
         params.update(voc_images=2)
+    if "stanford_images" in params:  # two training and one test image in Stanford Background's layout
+        from lib.data.stanford_background import read_split_file
+
+        split = read_split_file()
+        ids = [i for i in split if split[i] == "train"][:2] + [i for i in split if split[i] == "test"][:1]
+        write_fake_stanford(root, ids=ids, shape=(24, 30))
+        params.update(stanford_images=2)
     params["data_root"] = str(root)
     out_dir = tmp_path / "results"
     papermill.execute_notebook(
@@ -141,8 +151,10 @@ def test_runs_in_smoke_profile(path: Path, tmp_path: Path):
     )
     meta = json.loads((out_dir / "metrics.json").read_text())
     assert meta["profile"] == "smoke" and meta["notebook"] == path.stem
-    if "voc_images" in params:
+    if "voc_images" in params and not path.stem.startswith("seggan"):
         assert "table1_voc2012_val150" in meta["tables"]
+    if path.stem == "seggan":  # the paper's two tables, with the paper's numbers beside ours
+        assert {"table2_stanford_background", "table1_voc2012", "deeplab_context"} <= set(meta["tables"])
     assert meta["tables"], "the notebook wrote no table"
     for name, table in meta["tables"].items():
         for f in table["files"]:

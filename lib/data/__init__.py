@@ -12,6 +12,8 @@
 - ``animals90``: Kaggle's Animals-90 photographs, unlabelled (``animals90.py``).
 - ``oxford_pet``: Oxford-IIIT Pet with three-class trimaps (``oxford_pet.py``).
 - ``synthetic_pets``: generated pet-like images with exact three-class masks (``synthetic.py``).
+- ``stanford_background``: Stanford Background, eight region classes (``stanford_background.py``).
+- ``voc2012_aug``: PASCAL VOC 2012 train augmented with SBD, 10,582 images (``voc2012_aug.py``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "animals90": ("animals90", "Animals90"),
     "oxford_pet": ("oxford_pet", "OxfordPet"),
     "synthetic_pets": ("synthetic", "SyntheticPets"),
+    "stanford_background": ("stanford_background", "StanfordBackground"),
+    "voc2012_aug": ("voc2012_aug", "VOC2012Aug"),
 }
 
 

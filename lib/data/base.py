@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -121,3 +124,28 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
     if image.dtype == bool:
         image = image.astype(np.uint8) * 255
     return image.astype(np.uint8)
+
+
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    """The hex digest of a file, read in 1 MB chunks."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fetch_url(url: str, dest: Path, progress: bool, hint: str) -> None:
+    """Download ``url`` into ``dest`` (a progress bar when ``progress``); a failure is a
+    :class:`DatasetError` naming the address and ending with ``hint`` (what to do offline)."""
+    from tqdm.auto import tqdm
+
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(dest, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=Path(dest).name, disable=not progress) as bar:
+                for chunk in iter(lambda: response.read(1 << 20), b""):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+    except OSError as exc:
+        raise DatasetError(f"cannot download {url}: {exc}\n  {hint}") from exc

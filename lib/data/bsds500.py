@@ -13,11 +13,9 @@ checked to load).
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tarfile
 import tempfile
-import urllib.request
 from pathlib import Path
 from typing import Sequence
 
@@ -25,7 +23,8 @@ import numpy as np
 import scipy.io
 
 from .. import paths
-from .base import DatasetError, DatasetNotFound, Sample, SampleList, read_image, require_ids
+from .base import (DatasetError, DatasetNotFound, Sample, SampleList, fetch_url, file_digest, read_image,
+                   require_ids)
 
 SPLITS = ("train", "val", "test")
 ARCHIVE_URL = "https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/BSR/BSR_bsds500.tgz"
@@ -111,14 +110,6 @@ def read_ground_truth(path: Path, shape: tuple[int, int]) -> tuple[tuple[np.ndar
 # download and verification
 
 
-def _digest(path: Path, algorithm: str) -> str:
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def manifest() -> dict[str, str]:
     """``{relative path: sha256}`` for the 800 train/test files of the January 2013 release."""
     entries = {}
@@ -140,7 +131,7 @@ def verify(root=None) -> list[str]:
         path = base / rel
         if not path.is_file():
             problems.append(f"missing: {path}")
-        elif _digest(path, "sha256") != digest:
+        elif file_digest(path, "sha256") != digest:
             problems.append(f"checksum mismatch: {path}")
     return problems
 
@@ -155,8 +146,9 @@ def download(root=None, url: str = ARCHIVE_URL, progress: bool = True) -> Path:
     with tempfile.TemporaryDirectory(dir=root, prefix=".bsds500-") as tmp:
         tmp = Path(tmp)
         archive = tmp / "BSR_bsds500.tgz"
-        _fetch(url, archive, progress)
-        md5 = _digest(archive, "md5")
+        fetch_url(url, archive, progress, "Without internet, copy an existing BSDS500 into <data root>/bsds500 "
+                  "(official layout) and check it with: python -m lib verify bsds500")
+        md5 = file_digest(archive, "md5")
         if md5 != ARCHIVE_MD5:
             raise DatasetError(f"{url}: MD5 {md5} differs from the expected {ARCHIVE_MD5}; the download is broken or the archive changed")
         staged = tmp / "bsds500"
@@ -180,20 +172,3 @@ def download(root=None, url: str = ARCHIVE_URL, progress: bool = True) -> Path:
             shutil.rmtree(target)
         staged.rename(target)
     return target
-
-
-def _fetch(url: str, dest: Path, progress: bool) -> None:
-    from tqdm.auto import tqdm
-
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(dest, "wb") as out:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc="BSR_bsds500.tgz", disable=not progress) as bar:
-                for chunk in iter(lambda: response.read(1 << 20), b""):
-                    out.write(chunk)
-                    bar.update(len(chunk))
-    except OSError as exc:
-        raise DatasetError(
-            f"cannot download {url}: {exc}\n  Without internet, copy an existing BSDS500 into <data root>/bsds500 "
-            "(official layout) and check it with: python -m lib verify bsds500"
-        ) from exc

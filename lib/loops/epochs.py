@@ -17,17 +17,36 @@ bottom in its module or notebook).
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+import numpy as np
 import torch
 
 from ..files import atomic_write
 
 CHECKPOINT = "checkpoint.pt"
+
+
+def fingerprint(*arrays) -> str:
+    """A short hash of the data a training sees (tensors or numpy arrays: shapes and bytes), so
+    that a cached training is never reused for other data."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = a.contiguous().cpu().numpy() if isinstance(a, torch.Tensor) else np.ascontiguousarray(a)
+        h.update(str(tuple(a.shape)).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def config_key(config: Mapping[str, Any]) -> str:
+    """A short hash of a training's configuration: the name of its cache folder."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 class CheckpointMismatch(RuntimeError):

@@ -29,9 +29,8 @@ it: it is cached on disk under its configuration's hash and never recomputed.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import io
+import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -41,7 +40,7 @@ import torch
 
 from .. import files
 from ..jigsaw import hamming_summary, permutation_set, shuffle_tiles
-from ..loops.epochs import Training, train_epochs
+from ..loops.epochs import Training, config_key, fingerprint, train_epochs
 from ..losses import discriminator_loss, generator_loss, segmentation_loss
 from ..metrics.confusion import ConfusionMatrix, ReportProtocol
 from ..models.jigsawgan import Discriminator, Generator, SegmentationNet
@@ -86,19 +85,6 @@ def to_input(images: torch.Tensor, value_range: str) -> torch.Tensor:
     """uint8 images (N, 3, H, W) as float network input in [0, 1] or [-1, 1]."""
     x = images.float() / 255
     return x * 2 - 1 if value_range == "symmetric" else x
-
-
-def fingerprint(*tensors: torch.Tensor) -> str:
-    """A short hash of the data a training sees (so a cache entry is never reused for other data)."""
-    h = hashlib.sha256()
-    for t in tensors:
-        h.update(str(tuple(t.shape)).encode())
-        h.update(t.contiguous().cpu().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-def _key(config: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 # --------------------------------------------------------------------------------------------
@@ -154,7 +140,7 @@ def pretrain(train: torch.Tensor, held_out: torch.Tensor, setting: PretrainSetti
     accuracy on ``held_out`` are logged. Cached under ``cache/pretrain/``: a finished run is read
     back, an interrupted one resumes after its last epoch."""
     config = {"stage": "pretrain", **asdict(setting), "data": fingerprint(train, held_out)}
-    folder = Path(cache) / "pretrain" / f"{setting.label}-{_key(config)}"
+    folder = Path(cache) / "pretrain" / f"{setting.label}-{config_key(config)}"
     final = folder / "final.pt"
     if final.is_file():
         return _read_pretrained(final, setting, device)
@@ -317,7 +303,7 @@ def finetune(train: Split, evaluate: Mapping[str, Split], setting: FinetuneSetti
     config = {"stage": "finetune", **asdict(setting), "data": fingerprint(train.images[subset], train.masks[subset]),
               "evaluate": {k: fingerprint(s.images, s.masks) for k, s in evaluate.items()},
               "pretrained": asdict(pretrained.setting) if pretrained is not None else None}
-    folder = Path(cache) / "finetune" / f"{setting.label}-{_key(config)}"
+    folder = Path(cache) / "finetune" / f"{setting.label}-{config_key(config)}"
     done = folder / "result.json"
     if done.is_file():
         result = json.loads(done.read_text())

@@ -22,26 +22,12 @@ The modules of ``Generator.model`` and ``Discriminator.trunk`` are numbered as i
 
 from __future__ import annotations
 
-import contextlib
 import copy
-from typing import Iterator
 
 import torch
 from torch import nn
 
-
-@contextlib.contextmanager
-def _seeded_init(generator: torch.Generator | None) -> Iterator[None]:
-    """Layers constructed in this block take their initial weights from a CPU random state seeded
-    by one draw from ``generator``; the global random state is restored afterwards. ``None``: the
-    global random state is used (and advanced), as in plain PyTorch."""
-    if generator is None:
-        yield
-        return
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
-    with torch.random.fork_rng(devices=[]):  # only the CPU state: the layers are built on the CPU
-        torch.default_generator.manual_seed(seed)
-        yield
+from .seeded import seeded_init
 
 
 class Generator(nn.Module):
@@ -59,7 +45,7 @@ class Generator(nn.Module):
     def __init__(self, latent: int = 100, generator: torch.Generator | None = None):
         super().__init__()
         self.latent = latent
-        with _seeded_init(generator):
+        with seeded_init(generator):
             layers: list[nn.Module] = [nn.ConvTranspose2d(latent, 512, 4, 1, 0), nn.BatchNorm2d(512), nn.ReLU()]
             for width in (512, 256, 128):
                 layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1), nn.BatchNorm2d(width // 2), nn.ReLU()]
@@ -102,7 +88,7 @@ class Discriminator(nn.Module):
         super().__init__()
         self.jigsaw_classes = jigsaw_classes
         self.sigmoid_heads = sigmoid_heads
-        with _seeded_init(generator):
+        with seeded_init(generator):
             self.trunk = discriminator_trunk()
             self.real_fake = nn.Conv2d(512, 1, 4, 1, 0)
             self.jigsaw = nn.Conv2d(512, jigsaw_classes, 4, 1, 0)
@@ -147,7 +133,7 @@ class SegmentationNet(nn.Module):
         self.classes = classes
         self.softmax_output = softmax_output
         self.frozen = frozen
-        with _seeded_init(generator):
+        with seeded_init(generator):
             self.trunk = copy.deepcopy(trunk) if trunk is not None else discriminator_trunk()
             layers: list[nn.Module] = []
             for width in (512, 256, 128):

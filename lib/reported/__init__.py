@@ -19,7 +19,7 @@ import pandas as pd
 _HERE = Path(__file__).parent
 
 #: the settings, beyond the method's name, that tell a paper's rows apart
-KEYS = ("scheme", "mu", "losses", "tiles", "trunk")
+KEYS = ("scheme", "mu", "losses", "tiles", "trunk", "generator_input", "lambda_content", "lambda_adversarial")
 
 
 @lru_cache(maxsize=None)
