@@ -277,12 +277,17 @@ def main(args: argparse.Namespace) -> int:
                                                        / result["published_demo_seconds_per_iteration"])
         if result["study_cpu_allocator_tuned"]:  # how much of the gain is the allocator alone
             result["reference_with_tuned_allocator_seconds_per_iteration"] = time_reference_loop(image, args.layers, args.iterations, device)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        for k, v in result.items():
-            print(f"{k:<54} {v:.3f}" if isinstance(v, float) else f"{k:<54} {v}")
+    print_result(result, args.json)
     return 0
+
+
+def print_result(result: dict, as_json: bool) -> None:
+    """A benchmark's measurements: JSON, or one aligned line each."""
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    for k, v in result.items():
+        print(f"{k:<54} {v:.3f}" if isinstance(v, float) else f"{k:<54} {v}")
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ Table II: 3 seeds x (DeepLab + 2 generator inputs x (GAN + SegGAN))).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import torch
@@ -97,6 +96,7 @@ def estimates(rates: dict[str, float], iterations: int = 20000) -> dict[str, flo
 
 
 def main(args: argparse.Namespace, device: torch.device | None = None) -> int:
+    from .benchmark import print_result
     from .methods.seggan import Setting
 
     device = device or resolve_device(args.device)
@@ -109,9 +109,5 @@ def main(args: argparse.Namespace, device: torch.device | None = None) -> int:
     rates = time_seggan(labelled, setting, args.iterations, device)
     result.update(rates)
     result.update(estimates(rates))
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        for k, v in result.items():
-            print(f"{k:<54} {v:.3f}" if isinstance(v, float) else f"{k:<54} {v}")
+    print_result(result, args.json)
     return 0

@@ -123,3 +123,17 @@ def best_versus_paper(
         key = out[order_by].map(lambda v: v.replace(" (as reported only)", "") if isinstance(v, str) else v)
         out = out.iloc[np.argsort(key.map(lambda v: rank.get(v, len(order))).to_numpy(), kind="stable")]
     return out.reset_index(drop=True)
+
+
+def with_paper_columns(summary: pd.DataFrame, metrics: Sequence[str], paper_value, comparable: bool = False
+                       ) -> pd.DataFrame:
+    """``summary`` with ``paper_<metric>`` after each ``<metric>_std`` column, ``paper_value(row,
+    metric)`` for each row (nan where the paper has no number), and ``diff_<metric>`` (ours -
+    paper) after it only when the run is ``comparable`` (the paper's data and iterations)."""
+    summary = summary.copy()
+    for m in metrics:
+        summary.insert(summary.columns.get_loc(f"{m}_std") + 1, f"paper_{m}",
+                       [paper_value(r, m) for _, r in summary.iterrows()])
+        if comparable:
+            summary.insert(summary.columns.get_loc(f"paper_{m}") + 1, f"diff_{m}", summary[m] - summary[f"paper_{m}"])
+    return summary

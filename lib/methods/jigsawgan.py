@@ -536,7 +536,7 @@ def table1(runs, comparable: bool = False):
     the report's Table 1 numbers beside the ``val`` rows of Oxford-IIIT Pet (``diff`` only when
     the run is ``comparable``: the report's data and epochs)."""
     from ..reported import paper_number
-    from ..tables import seed_summary
+    from ..tables import seed_summary, with_paper_columns
 
     runs = runs.copy()
     for m in METRICS:
@@ -544,14 +544,11 @@ def table1(runs, comparable: bool = False):
     keep = ["model", "form", "method", "tiles", "trunk", "dataset", "split", "seed", *METRICS, "seconds"]
     summary = seed_summary(runs[keep], [*METRICS, "seconds"])
     oxford = runs["dataset"].iloc[0] == "oxford_pet" if "dataset" in runs else False
-    for metric in ("report_pixel_accuracy", "report_iou"):
-        paper = [paper_number("jigsawgan", r, "oxford_pet", metric) if oxford and r["split"] == "val" else np.nan
-                 for _, r in summary.iterrows()]
-        summary.insert(summary.columns.get_loc(f"{metric}_std") + 1, f"paper_{metric}", paper)
-        if comparable:
-            summary.insert(summary.columns.get_loc(f"paper_{metric}") + 1, f"diff_{metric}",
-                           summary[metric] - summary[f"paper_{metric}"])
-    return summary
+
+    def paper(row, metric):
+        return paper_number("jigsawgan", row, "oxford_pet", metric) if oxford and row["split"] == "val" else np.nan
+
+    return with_paper_columns(summary, ("report_pixel_accuracy", "report_iou"), paper, comparable)
 
 
 def pretraining_summary(log):

@@ -464,7 +464,7 @@ def summary_table(runs, paper_dataset: str | None = None, comparable: bool = Fal
     seeds per dataset and configuration; the paper's number beside the rows of ``paper_dataset``
     (``diff`` only when ``comparable``: the paper's data, iterations and weights)."""
     from ..reported import paper_number
-    from ..tables import seed_summary
+    from ..tables import seed_summary, with_paper_columns
 
     runs = runs.copy()
     for m in SUMMARY:
@@ -472,14 +472,11 @@ def summary_table(runs, paper_dataset: str | None = None, comparable: bool = Fal
     keep = ["model", "dataset", "method", "generator_input", "lambda_content", "lambda_adversarial", "seed",
             *SUMMARY, "seconds"]
     summary = seed_summary(runs[keep], [*SUMMARY, "seconds"])
-    for m in SUMMARY:
-        paper = [paper_number("seggan", r, r["dataset"], m) if r["dataset"] == paper_dataset else np.nan
-                 for _, r in summary.iterrows()]
-        summary.insert(summary.columns.get_loc(f"{m}_std") + 1, f"paper_{m}", paper)
-        if comparable:
-            summary.insert(summary.columns.get_loc(f"paper_{m}") + 1, f"diff_{m}",
-                           summary[m] - summary[f"paper_{m}"])
-    return summary
+
+    def paper(row, metric):
+        return paper_number("seggan", row, row["dataset"], metric) if row["dataset"] == paper_dataset else np.nan
+
+    return with_paper_columns(summary, SUMMARY, paper, comparable)
 
 
 def per_class_table(runs, classes: Sequence[str], paper_dataset: str | None = None):
@@ -636,3 +633,8 @@ def check_parameters(generator_inputs: Sequence[str], checkpoint_every: int,
     if lambdas is not None:
         check(all(v >= 0 for v in lambdas) and len(set(lambdas)) == len(lambdas), "lambdas", lambdas,
               "distinct weights >= 0")
+
+
+def weights_note(exp: Experiment) -> str:
+    """Where DeepLab's initial weights came from in ``exp``'s runs, for captions."""
+    return "DeepLab's initial weights: " + "; ".join(sorted({r["weights_note"] for r in exp.results.values()}))
