@@ -250,3 +250,15 @@ def test_the_paper_numbers_join_our_rows():
     voc = seggan.per_class_table(runs.assign(**{f"iou_{c}": .5 for c in ("a", "b")}), ("a", "b"), "voc2012")
     assert list(voc.source) == ["ours", "ours", "paper", "paper"]
     assert voc.mean_iou.iloc[2:].tolist() == [86.9, 87.4]
+
+
+def test_the_benchmark_times_all_three_loops(data):
+    from lib.benchmark_seggan import estimates, time_seggan
+
+    rates = time_seggan(data, replace(TINY, batch=2), iterations=1, device=CPU)
+    assert set(rates) == {"gan_iterations_per_second", "seggan_iterations_per_second",
+                          "deeplab_iterations_per_second"} and min(rates.values()) > 0
+    hours = estimates({"gan_iterations_per_second": 10.0, "seggan_iterations_per_second": 5.0,
+                       "deeplab_iterations_per_second": 8.0})
+    # Table II: 6 GANs x 2000 s + 6 SegGAN x 4000 s + 3 DeepLab x 2500 s
+    assert hours["estimated_hours_table2 (Stanford Background)"] == pytest.approx((12000 + 24000 + 7500) / 3600)
