@@ -1,7 +1,9 @@
-"""Losses of the per-image self-training methods, each returning one value per image.
+"""The papers' losses.
 
-Per-image values (never a mean over the batch) keep the B models of a batch independent: the
-optimiser minimises their sum, whose gradient with respect to model b is model b's own.
+The per-image self-training methods' losses return one value per image: per-image values (never
+a mean over the batch) keep the B models of a batch independent, since the optimiser minimises
+their sum, whose gradient with respect to model b is model b's own. The dataset-level methods'
+losses (JigsawGAN, SegGAN, at the end) are means over the batch, as their papers train.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ option), is an error that names the parameter. Every parameter is recorded in ``
 without being typed twice.
 
 A dataset the parameters ask for (``bsds_images``, ``voc_images``, ``ph2_images``,
-``lung_images`` not 0) that is not under the data root stops the run with the loader's message
+``lung_images``, ``animal_images``, ``pet_images``, ``stanford_images`` not 0) that is not under the data root stops the run with the loader's message
 (the file, the expected layout, the command that gets it), unless ``missing_data = "skip"``,
 the ``demo`` default: then the run goes on without it, and every table caption, ``metrics.json``
 and the results index say which dataset was absent and why. ``nb.finish()``, the last cell,

@@ -244,9 +244,10 @@ def test_the_paper_numbers_join_our_rows():
         {"model": "SegGAN (mask, 0.1 / 0.1)", "dataset": "stanford_background", "method": "seggan",
          "generator_input": "mask", "lambda_content": 0.1, "lambda_adversarial": 0.1, "seed": 0,
          "class_accuracy": .5, "pixel_accuracy": .6, "mean_iou": .4, "seconds": 1.0}])
-    table = seggan.summary_table(runs, "stanford_background")
+    table = seggan.summary_table(runs)
     assert table.paper_mean_iou.iloc[0] == 63.4  # DeepLab, Table II
     assert math.isnan(table.paper_mean_iou.iloc[1])  # the paper's G reads the image: no number for "mask"
+    assert math.isnan(seggan.summary_table(runs.assign(dataset="oxford_pet")).paper_mean_iou.iloc[0])
     voc = seggan.per_class_table(runs.assign(**{f"iou_{c}": .5 for c in ("a", "b")}), ("a", "b"), "voc2012")
     assert list(voc.source) == ["ours", "ours", "paper", "paper"]
     assert voc.mean_iou.iloc[2:].tolist() == [86.9, 87.4]

@@ -459,10 +459,11 @@ def model_label(row: Mapping[str, Any]) -> str:
 SUMMARY = ("class_accuracy", "pixel_accuracy", "mean_iou")
 
 
-def summary_table(runs, paper_dataset: str | None = None, comparable: bool = False):
+def summary_table(runs, comparable: bool = False):
     """Table II's columns (class accuracy, pixel accuracy, mean IoU, in %): mean and spread over
-    seeds per dataset and configuration; the paper's number beside the rows of ``paper_dataset``
-    (``diff`` only when ``comparable``: the paper's data, iterations and weights)."""
+    seeds per dataset and configuration; the paper's number beside ours where it reports one for
+    the row's dataset and configuration (Table II; Table I's mIoU on VOC), and ``diff`` only when
+    ``comparable``: the paper's data, iterations and network."""
     from ..reported import paper_number
     from ..tables import seed_summary, with_paper_columns
 
@@ -474,7 +475,7 @@ def summary_table(runs, paper_dataset: str | None = None, comparable: bool = Fal
     summary = seed_summary(runs[keep], [*SUMMARY, "seconds"])
 
     def paper(row, metric):
-        return paper_number("seggan", row, row["dataset"], metric) if row["dataset"] == paper_dataset else np.nan
+        return paper_number("seggan", row, row["dataset"], metric)
 
     return with_paper_columns(summary, SUMMARY, paper, comparable)
 
