@@ -1,5 +1,5 @@
 """Speed of SegGAN's training: ``python -m lib benchmark --method seggan [--backbone resnet101]
-[--crop 320] [--batch 8] [--iterations N] [--device cuda]``.
+[--crop 240] [--batch 8] [--iterations N] [--device cuda]``.
 
 Times iterations per second of the three loops of ``lib/methods/seggan.py``, each with its own
 step function (:func:`lib.methods.seggan.gan_step`, :func:`~lib.methods.seggan.segmentation_step`)

@@ -330,7 +330,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--data-root", default=None, help="to take a real BSDS500 image (jigsawgan: Animals-90, "
                    "Oxford-IIIT Pet) when present")
     b.add_argument("--backbone", default="resnet101", help="seggan: DeepLabV3's backbone")
-    b.add_argument("--crop", type=int, default=320, help="seggan: training crop side (a multiple of 16)")
+    b.add_argument("--crop", type=int, default=240, help="seggan: training crop side (a multiple of 16)")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=_benchmark)
 

@@ -106,12 +106,23 @@ def test_deeplab_weights_from_a_file_and_by_name(tmp_path, monkeypatch):
     # a torchvision backbone name: what torchvision would fetch goes into the backbone
     import torchvision
     from torchvision.models import MobileNet_V3_Large_Weights
+    from torchvision.models.segmentation import DeepLabV3_MobileNet_V3_Large_Weights
 
     source = torchvision.models.mobilenet_v3_large().state_dict()
     monkeypatch.setattr(MobileNet_V3_Large_Weights, "get_state_dict", lambda self, *a, **k: source)
     named = segmentation_net(3, "mobilenet_v3_large", "MobileNet_V3_Large_Weights.IMAGENET1K_V1")
     assert torch.equal(named.model.backbone["0"][0].weight, source["features.0.0.weight"])
     assert "backbone" in named.weights_note
+    # a whole DeepLabV3's name (COCO with the 21 VOC classes): it comes with an auxiliary head,
+    # which is dropped; for 3 classes the last layer is new
+    whole = torchvision.models.segmentation.deeplabv3_mobilenet_v3_large(num_classes=21, aux_loss=True).state_dict()
+    monkeypatch.setattr(DeepLabV3_MobileNet_V3_Large_Weights, "get_state_dict", lambda self, *a, **k: whole)
+    voc = segmentation_net(21, "mobilenet_v3_large", "DeepLabV3_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1")
+    assert voc.model.aux_classifier is None and "whole network" in voc.weights_note
+    assert torch.equal(voc.model.classifier[-1].weight, whole["classifier.4.weight"])
+    three = segmentation_net(3, "mobilenet_v3_large", "DeepLabV3_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1")
+    assert three.model.classifier[-1].out_channels == 3 and "re-initialised for 3 classes" in three.weights_note
+    assert torch.equal(three.model.classifier[0].convs[0][0].weight, whole["classifier.0.convs.0.0.weight"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -180,18 +191,28 @@ def test_an_interrupted_training_resumes_to_the_same_result(data, tmp_path, monk
 
 
 def test_the_test_split_is_scored_from_one_confusion_matrix(data, tmp_path):
-    s = replace(TINY, method="deeplab")
-    net = segmentation_net(3, s.backbone, generator=generator("eval"))
-    scores, predictions = seggan.evaluate(net, data, None, keep=2, batch=2)
+    """Images of two sizes, unknown labels in some, scored in batches of 2 grouped by size: the
+    same counts as one image at a time, unknown pixels left out."""
+    from lib.data import Sample
+
+    test = [Sample("t", str(k), s.image, (np.where(np.arange(32)[None, :] < 4 * k, -1, s.segmentations[0].astype(int)),))
+            for k, s in enumerate(data.test)]
+    test.append(Sample("t", "wide", np.zeros((32, 48, 3), np.uint8), (np.ones((32, 48), int),)))
+    split = seggan.LabelledSet("t", PET_TRIMAP_CLASSES, data.train, test)
+    net = segmentation_net(3, "mobilenet_v3_large", generator=generator("eval"))
+    scores, predictions = seggan.evaluate(net, split, None, keep=4, batch=2)
     matrix = ConfusionMatrix(3, PET_TRIMAP_CLASSES, ignore_index=255)
     net.eval()
     with torch.no_grad():
-        for sample in data.test:  # one image at a time: the same counts as in batches
+        for sample in test:
             x = torch.from_numpy(sample.image).permute(2, 0, 1)[None].float() / 255
-            matrix.update(net(x).argmax(1), torch.from_numpy(sample.segmentations[0]).long()[None])
+            target = torch.from_numpy(np.where(sample.segmentations[0] < 0, 255, sample.segmentations[0]))
+            matrix.update(net(x).argmax(1), target.long()[None])
     ours = matrix.scores()
-    assert scores["mean_iou"] == pytest.approx(ours["mean_iou"]) and len(predictions) == 2
+    assert int(matrix.counts().sum()) == 3 * 32 * 32 - 32 * (0 + 4 + 8) + 32 * 48  # unknown pixels not counted
+    assert scores["mean_iou"] == pytest.approx(ours["mean_iou"])
     assert scores["iou_border"] == pytest.approx(ours["iou"]["border"])
+    assert [p.shape for p in predictions] == [(32, 32)] * 3 + [(32, 48)]  # in the split's order
 
 
 def test_fcn_metrics_by_hand_with_ignored_pixels():
@@ -209,18 +230,27 @@ def test_fcn_metrics_by_hand_with_ignored_pixels():
     assert math.isnan(s["iou"]["2"]) and s["mean_iou"] == pytest.approx((2 / 3 + 1 / 2) / 2)
 
 
-def test_mask_use_is_the_content_loss_under_each_mask(data, tmp_path):
-    gan = seggan.train_gan(data, replace(TINY, generator_input="mask"), tmp_path, CPU)
-    use = seggan.mask_use(gan, data, batch=8)
+@pytest.mark.parametrize("generator_input", ["mask", "mask+image"])
+def test_mask_use_is_the_content_loss_under_each_mask(data, tmp_path, generator_input):
+    """Known answer, image by image: image k is given its own mask, image k-1's (across batch
+    boundaries: batch 2 for 3 images) and none; for G reading the image, the image as well."""
+    gan = seggan.train_gan(data, replace(TINY, generator_input=generator_input), tmp_path, CPU)
+    use = seggan.mask_use(gan, data, batch=2)
     images, labels = seggan._test_crops(data, gan.setting)
     x = images.float() / 127.5 - 1
-    with torch.no_grad():
-        g = gan.generator.eval()
-        true = content_loss(g(one_hot_masks(labels, 3)), x).item()
-        other = content_loss(g(one_hot_masks(labels.roll(1, 0), 3)), x).item()
-    assert use["content_true_mask"] == pytest.approx(true, rel=1e-5)
-    assert use["content_shuffled_mask"] == pytest.approx(other, rel=1e-5)
-    assert use["shuffled_over_true"] == pytest.approx(other / true, rel=1e-5)
+    g = gan.generator.eval()
+    image = x if generator_input == "mask+image" else None
+
+    def loss(masks):
+        with torch.no_grad():
+            return np.mean([content_loss(g(one_hot_masks(masks[k:k + 1], 3), None if image is None else
+                                           image[k:k + 1]), x[k:k + 1]).item() for k in range(len(x))])
+
+    other = torch.stack([labels[k - 1] for k in range(len(labels))])  # k-1: the last image's for the first
+    assert use["content_true_mask"] == pytest.approx(loss(labels), rel=1e-5)
+    assert use["content_shuffled_mask"] == pytest.approx(loss(other), rel=1e-5)
+    assert use["content_no_mask"] == pytest.approx(loss(torch.full_like(labels, 255)), rel=1e-5)
+    assert use["shuffled_over_true"] == pytest.approx(loss(other) / loss(labels), rel=1e-5)
 
 
 def test_settings_are_checked_by_name():
@@ -263,3 +293,13 @@ def test_the_benchmark_times_all_three_loops(data):
                        "deeplab_iterations_per_second": 8.0})
     # Table II: 6 GANs x 2000 s + 6 SegGAN x 4000 s + 3 DeepLab x 2500 s
     assert hours["estimated_hours_table2 (Stanford Background)"] == pytest.approx((12000 + 24000 + 7500) / 3600)
+
+
+def test_checkpoints_do_not_change_the_draws(data, tmp_path):
+    """Every crop and dropout seed is drawn iteration by iteration: checkpointing every iteration
+    or once gives the same training."""
+    s = replace(TINY, method="deeplab", iterations=3)
+    once = seggan.train_segmentation(data, s, None, tmp_path / "a", CPU, checkpoint_every=3)
+    often = seggan.train_segmentation(data, s, None, tmp_path / "b", CPU, checkpoint_every=1)
+    assert once["scores"] == often["scores"]
+    assert once["log"][0]["segmentation"] == pytest.approx(np.mean([r["segmentation"] for r in often["log"]]))

@@ -71,7 +71,7 @@ class Setting:
     adversarial: str = "minimax"  # eq. (5) as written; or "non-saturating" (see lib.losses.adversarial_loss)
     width: int = 64  # G's and D's first layer width (pix2pix's; the paper gives none)
     dropout: float = 0.5  # G's dropout (the paper's rate)
-    crop: int = 320  # training crops (the paper: "random crop or resize", no size; DrSleep crops 321)
+    crop: int = 240  # training crops (the paper: "random crop or resize", no size; within Stanford's 320 x 240)
     max_side: int | None = None  # images shrunk to this longer side first (None: as stored)
 
     def __post_init__(self):
@@ -132,10 +132,14 @@ def _workers(samples: Sequence[Sample], device: torch.device) -> int:
     return 0 if isinstance(samples, list) or device.type == "cpu" else 4
 
 
-def _batches(crops: Crops, rng: torch.Generator, n: int, batch: int) -> tuple[list, torch.Tensor]:
-    """``n`` batches of crop keys and one dropout seed per iteration, all drawn from ``rng``."""
-    keys = [draw_crops(len(crops), batch, rng) for _ in range(n)]
-    return keys, torch.randint(0, 2**62, (n,), generator=rng)
+def _batches(crops: Crops, rng: torch.Generator, n: int, batch: int) -> tuple[list, list[torch.Tensor]]:
+    """``n`` iterations' crop keys and dropout seeds, drawn from ``rng`` iteration by iteration
+    (so the draws do not depend on how iterations are grouped into checkpoints)."""
+    keys, seeds = [], []
+    for _ in range(n):
+        keys.append(draw_crops(len(crops), batch, rng))
+        seeds.append(torch.randint(0, 2**62, (1,), generator=rng)[0])
+    return keys, seeds
 
 
 @contextlib.contextmanager
@@ -154,6 +158,14 @@ def _symmetric(images: torch.Tensor) -> torch.Tensor:
 
 def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+
+def _file_digest(weights: str | None) -> str | None:
+    """The SHA-256 of a weights file (so another file at the same path is not mistaken for it)."""
+    from ..data.base import file_digest
+
+    path = Path(weights).expanduser() if weights else None
+    return file_digest(path) if path is not None and path.is_file() else None
 
 
 def _chunks(iterations: int, every: int, e: int) -> range:
@@ -264,19 +276,19 @@ def reconstruct(gan: GAN, images: torch.Tensor, masks: torch.Tensor, classes: in
 @torch.no_grad()
 def mask_use(gan: GAN, data: LabelledSet, batch: int = 8) -> dict[str, float]:
     """How much G reads the mask: its content loss (eq. 4, images in [-1, 1]) on central test
-    crops given the true masks, the masks of other images (each batch's masks rolled by one), and
+    crops given the true masks, another image's mask (the masks rolled by one over the split), and
     no mask (all zeros). A G that ignores the mask scores the same three times."""
     images, labels = _test_crops(data, gan.setting)
     g = gan.generator.eval()
     device = next(g.parameters()).device
-    sums = {"true_mask": 0.0, "shuffled_mask": 0.0, "no_mask": 0.0}
+    given = {"true_mask": labels, "shuffled_mask": labels.roll(1, 0),  # image k gets image k-1's mask
+             "no_mask": torch.full_like(labels, IGNORE)}
+    sums = dict.fromkeys(given, 0.0)
     for i in range(0, len(images), batch):
-        x, y = _symmetric(images[i: i + batch]).to(device), labels[i: i + batch].to(device)
-        p = one_hot_masks(y, len(data.classes), IGNORE)
-        inputs = {"true_mask": p, "shuffled_mask": p.roll(1, 0), "no_mask": torch.zeros_like(p)}
-        for name, masks in inputs.items():
-            out = g(masks, x if g.with_image else None)
-            sums[name] += content_loss(out, x).item() * len(x)
+        x = _symmetric(images[i: i + batch]).to(device)
+        for name, masks in given.items():
+            p = one_hot_masks(masks[i: i + batch].to(device), len(data.classes), IGNORE)
+            sums[name] += content_loss(g(p, x if g.with_image else None), x).item() * len(x)
     out = {f"content_{k}": v / len(images) for k, v in sums.items()}
     if len(images) < 2:
         out["content_shuffled_mask"] = math.nan  # one image: no other image's mask to give
@@ -299,9 +311,11 @@ def segmentation_step(net: torch.nn.Module, opt, images: torch.Tensor, labels: t
         g, d = gan.generator, gan.discriminator
         x = _symmetric(images)
         fake = g(logits.softmax(1), x if g.with_image else None)  # G reads DeepLab's p_seg
-        l_c, l_a = content_loss(fake, x), adversarial_loss(d(fake), s.adversarial)
+        logit = d(fake)
+        l_c, l_a = content_loss(fake, x), adversarial_loss(logit, s.adversarial)
         loss = l_s + s.lambda_content * l_c + s.lambda_adversarial * l_a  # eq. (2)
-        row.update(content=l_c.item(), adversarial=l_a.item())
+        # the minimax l_A has no floor against a frozen D: the logit shows whether DeepLab games it
+        row.update(content=l_c.item(), adversarial=l_a.item(), d_logit=logit.mean().item())
     opt.zero_grad()
     loss.backward()
     opt.step()
@@ -326,7 +340,7 @@ def train_segmentation(data: LabelledSet, s: Setting, gan: GAN | None, cache: st
         raise ValueError(f"{s.label}: a stage-1 GAN is needed exactly for method 'seggan'")
     config = {"stage": "segmentation", **s.segmentation_config(), "classes": list(data.classes),
               "data": data.fingerprint("train"), "test": data.fingerprint("test"),
-              "gan": gan.folder.name if gan is not None else None}
+              "gan": gan.folder.name if gan is not None else None, "weights_file": _file_digest(s.weights)}
     folder = Path(cache) / "seggan" / "segmentation" / f"{data.name}-{s.label}-{config_key(config)}"
     done = folder / "result.json"
     if done.is_file():

@@ -13,6 +13,8 @@ as such.
   [-1, 1] (tanh). No skip connections: the paper names none. Its input is the class
   probabilities and, "simultaneously", the image (``with_image``): the paper's choice, which
   lets G copy the image without reading the mask (see ``lib/methods/seggan.py``).
+
+G's and D's initial weights are "isotropic Gaussian" (section III.A): N(0, 0.02), pix2pix's.
 - :class:`ImageDiscriminator` D: "4 convolutional layers with ReLU ... followed every layer but
   excludes the last": 4x4 convolutions, stride 2, 2, 2, 1, no normalisation (none is named), one
   logit per patch; the loss averages the patches. It sees an image only (eq. 1: D(I), D(I^R)).
@@ -96,8 +98,9 @@ def segmentation_net(classes: int, backbone: str = "resnet101", weights: str | N
             note = f"{weights} ({'whole network' if whole else 'backbone'})"
     with seeded_init(generator):
         try:
-            if kwargs["weights"] is not None:
-                model = builder(weights=kwargs["weights"], aux_loss=False)
+            if kwargs["weights"] is not None:  # these weights come with the auxiliary head: built, then dropped
+                model = builder(weights=kwargs["weights"], aux_loss=True)
+                model.aux_classifier = None
                 if classes != model.classifier[-1].out_channels:
                     _fresh_last_layer(model, classes)
                     note += f"; last layer re-initialised for {classes} classes"
@@ -128,6 +131,22 @@ def _load_file(net: DeepLab, path: Path) -> str:
     net.load_state_dict(loaded, strict=False)
     skipped = len(own) - len(loaded)
     return f"{path.name}" + (f" ({skipped} tensors of other shape or absent left random)" if skipped else "")
+
+
+def gaussian_init(net: nn.Module, std: float = 0.02) -> nn.Module:
+    """SegGAN's "isotropic Gaussian weights" (section III.A) with pix2pix's spread: every
+    (transposed) convolution's weights from N(0, ``std``) and biases 0; BatchNorm's scale from
+    N(1, ``std``) and shift 0. Draws from the global random state (seed it, as the constructors
+    do through ``seeded_init``)."""
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, std)
+            nn.init.zeros_(m.bias)
+    return net
 
 
 def _down(cin: int, cout: int, norm: bool) -> nn.Sequential:
@@ -161,6 +180,7 @@ class MaskToImage(nn.Module):
                                          _down(2 * w, 4 * w, True), _down(4 * w, 8 * w, True))
             self.decoder = nn.Sequential(_up(8 * w, 4 * w, dropout), _up(4 * w, 2 * w, dropout),
                                          _up(2 * w, w, dropout), nn.ConvTranspose2d(w, 3, 4, 2, 1), nn.Tanh())
+            gaussian_init(self)
 
     def forward(self, probabilities: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
         h, w = probabilities.shape[-2:]
@@ -185,6 +205,7 @@ class ImageDiscriminator(nn.Module):
                 nn.Conv2d(w, 2 * w, 4, 2, 1), nn.ReLU(),
                 nn.Conv2d(2 * w, 4 * w, 4, 2, 1), nn.ReLU(),
                 nn.Conv2d(4 * w, 1, 4, 1, 1))
+            gaussian_init(self)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.layers(image)
