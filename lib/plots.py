@@ -129,11 +129,12 @@ def training_curves(log: pd.DataFrame, columns: Sequence[str], hue: str = "model
 def lambda_heatmaps(table: pd.DataFrame, value: str, title: str) -> plt.Figure:
     """One heatmap of ``value`` per generator input over (lambda1 rows, lambda2 columns)."""
     inputs = list(table.generator_input.unique())
+    limit = float(np.nanmax(np.abs(table[value]))) or 1.0  # one colour scale for every panel
     fig, axes = plt.subplots(1, len(inputs), figsize=(3.8 * len(inputs), 3.2), squeeze=False)
     for ax, inp in zip(axes[0], inputs):
         grid = table[table.generator_input == inp].pivot(index="lambda_content", columns="lambda_adversarial",
                                                          values=value)
-        sns.heatmap(grid, annot=True, fmt=".2f", cmap="RdBu", center=0, ax=ax, cbar=False,
+        sns.heatmap(grid, annot=True, fmt=".2f", cmap="RdBu", vmin=-limit, vmax=limit, ax=ax, cbar=False,
                     annot_kws={"fontsize": 7})
         ax.set_title(f"G reads {inp}", fontsize=9)
         ax.set_xlabel("lambda2 (adversarial)")
