@@ -3,6 +3,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 PROFILE ?= demo
 CORES ?= all
+GPUS ?= 1
+SHARDS ?= 0
 # the staged datasets beside a checkout of this workspace, else data/ (see data/README.md)
 DATA_ROOT ?= $(if $(SEGSTUDY_DATA_ROOT),$(SEGSTUDY_DATA_ROOT),$(if $(wildcard ../shared/datasets/bsds500),$(abspath ../shared/datasets),$(CURDIR)/data))
 UV_VERSION := 0.13.8
@@ -18,7 +20,7 @@ $(UV):
 	.uv/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
 $(STAMP): pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --extra test --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode --extra test --extra slurm --python $(PYTHON)
 	touch $@
 
 env: $(STAMP)  ## create .venv from uv.lock (torch 2.13.0 + torchvision 0.28.0 from PyPI)
@@ -26,8 +28,12 @@ env: $(STAMP)  ## create .venv from uv.lock (torch 2.13.0 + torchvision 0.28.0 f
 results: env  ## run every notebook in $(PROFILE) (default demo) into results/, then results/README.md
 	$(VENV)/bin/snakemake --cores $(CORES) --config profile=$(PROFILE) data_root=$(DATA_ROOT) --rerun-triggers mtime
 
-paper:  ## the paper profile: needs the datasets and a GPU
-	$(MAKE) results PROFILE=paper
+paper: env  ## the paper profile (the datasets, GPUS=K GPUs, SHARDS=N jobs per configuration and seed); DRY=1: its size only
+ifeq ($(DRY),1)
+	$(VENV)/bin/python -m lib plan --profile paper --shards $(if $(filter-out 0,$(SHARDS)),$(SHARDS),8) --data-root $(DATA_ROOT)
+else
+	$(VENV)/bin/snakemake --cores $(CORES) --resources gpu=$(GPUS) --config profile=paper data_root=$(DATA_ROOT) shards=$(SHARDS) --rerun-triggers mtime
+endif
 
 test: env  ## unit tests, real-data tests (when the data are there), every notebook in the smoke profile
 	$(VENV)/bin/python -m pytest

@@ -1,16 +1,60 @@
 # Runs every notebook of one profile with papermill, then indexes the results.
-#   snakemake --cores all --config profile=demo          (what `make results` does)
+#   snakemake --cores all --config profile=demo                        (what `make results` does)
 #   snakemake --cores all --config profile=paper data_root=/data --resources gpu=1
-#   snakemake --executor slurm --jobs 8 --config profile=paper ...   (see README.md)
+#   snakemake --cores all --config profile=paper data_root=/data shards=8 --resources gpu=4
+#   snakemake --workflow-profile profiles/slurm --config profile=paper data_root=/data shards=8
+# `--configfile` may also hold `parameters:`, notebook parameters that override every profile
+# file's (e.g. seeds: [0] for a first pass), given to the jobs and to papermill alike.
+# With shards=N, each per-image notebook's work runs first as jobs of one configuration, one seed
+# and one N-th of the images (lib/shards.py), built from the notebook's own grids and parameter
+# file (lib/plans.py); the notebook then finds every record in the run cache and only reports.
+import json
 import shlex
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
+
+from lib import plans, shards
+
 PROFILE = config.get("profile", "demo")
 DATA_ROOT = str(Path(config["data_root"]).resolve()) if config.get("data_root") else ""
+SHARDS = int(config.get("shards", 0))  # 0: each notebook is one job
 NOTEBOOKS = sorted(p.stem for p in Path("notebooks").glob("*.ipynb"))
 GPU = 1 if PROFILE == "paper" else 0
 PY = shlex.quote(sys.executable)  # the environment snakemake runs in (the study's .venv)
+DATA = f"--data-root {DATA_ROOT}" if DATA_ROOT else ""
+OVERRIDES = dict(config.get("parameters") or {})  # notebook parameters over the profile's
+SET = " ".join(f"-p {name} {shlex.quote(json.dumps(value))}" for name, value in OVERRIDES.items())
+
+
+def work(nb):
+    """Notebook ``nb``'s shard jobs: work key -> (job name, wants a GPU); none without sharding."""
+    if not SHARDS or nb not in plans.PLANS:
+        return {}
+    p = shards.parameters(nb, PROFILE, data_root=DATA_ROOT or None, **OVERRIDES)
+    return {key: (job.name, gpu) for key, job, gpu in shards.keyed_jobs(nb, p, SHARDS)}
+
+
+NEEDS = {nb: work(nb) for nb in NOTEBOOKS}  # the jobs each notebook's gathering waits for
+WORK = {}  # work key -> (notebook, job name, wants a GPU): one job for work two notebooks share
+for nb, keyed in NEEDS.items():
+    for key, (job, gpu) in keyed.items():
+        WORK.setdefault(key, (nb, job, gpu))
+
+
+def all_cores():
+    """--cores, or 8 on a cluster executor, which has none (its profile's set-threads decides)."""
+    try:
+        return workflow.cores
+    except WorkflowError:
+        return 8
+
+
+wildcard_constraints:
+    nb="[a-z0-9_]+",
+    profile="[a-z]+",
+    key="[a-z0-9_-]+",
 
 
 rule all:
@@ -27,21 +71,48 @@ rule index:
         f"{PY} -m lib index results"
 
 
+rule shard:
+    input:
+        nb=lambda w: f"notebooks/{WORK[w.key][0]}.ipynb",
+        params=lambda w: f"notebooks/params/{WORK[w.key][0]}/{w.profile}.yaml",
+    output:
+        "results/{profile}/shards/{key}.json",
+    log:
+        "results/{profile}/shards/{key}.log",
+    threads: 2 if GPU else 1  # CPU runs: one core per job, many jobs at once
+    resources:
+        gpu=lambda w: GPU if WORK[w.key][2] else 0,
+        runtime=lambda w: 240 if GPU and WORK[w.key][2] else 120,  # minutes
+        mem_mb=16000 if GPU else 2000,
+    params:
+        nb=lambda w: WORK[w.key][0],
+        job=lambda w: WORK[w.key][1],
+    shell:
+        # lib shard claims a free GPU of this machine (CUDA_VISIBLE_DEVICES) when it sees several
+        f"OMP_NUM_THREADS={{threads}} {PY} -m lib shard {{params.nb}} --profile {{wildcards.profile}}"
+        " --job {params.job} --results-dir $PWD/results/{wildcards.profile}/{params.nb}"
+        f" {DATA} {SET} --quiet > {{log}} 2>&1"
+
+
 rule notebook:
     input:
         nb="notebooks/{nb}.ipynb",
         params="notebooks/params/{nb}/{profile}.yaml",
+        shards=lambda w: [f"results/{w.profile}/shards/{key}.json" for key in NEEDS[w.nb]],
     output:
         "results/{profile}/{nb}/{nb}.ipynb",
     log:
         "results/{profile}/{nb}/papermill.log",
-    threads: min(8, workflow.cores) if GPU else workflow.cores  # CPU runs: one notebook at a time, all cores
+    threads: min(8, all_cores()) if GPU else all_cores()  # CPU runs: one notebook at a time, all cores
     resources:
         gpu=GPU,
+        runtime=1440,  # minutes; a sharded notebook only gathers
+        mem_mb=64000 if GPU else 4000,
     params:
         data_root=f"-p data_root {DATA_ROOT}" if DATA_ROOT else "",
     shell:
-        # written under a temporary name, renamed when the whole notebook has run
-        f"OMP_NUM_THREADS={{threads}} {PY} -m papermill {{input.nb}} {{output}}.part.ipynb -f {{input.params}} -k python3 --cwd notebooks"
-        " -p results_dir $PWD/results/{wildcards.profile}/{wildcards.nb} {params.data_root} > {log} 2>&1"
-        " && mv {output}.part.ipynb {output}"
+        # papermill with the kernel on private Unix sockets (lib/kernels.py: notebooks started at
+        # once never share a port); written under a temporary name, renamed once every cell has run
+        f"OMP_NUM_THREADS={{threads}} {PY} -m lib notebook {{input.nb}} {{output}} -f {{input.params}} -k python3 --cwd notebooks"
+        " -p results_dir $PWD/results/{wildcards.profile}/{wildcards.nb} {params.data_root}"
+        f" {SET} > {{log}} 2>&1"

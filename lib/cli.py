@@ -244,6 +244,68 @@ def _index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _overrides(args: argparse.Namespace) -> dict:
+    """Parameters given on the command line, each ``-p`` value read as YAML as papermill reads it."""
+    import yaml
+
+    given = {name: yaml.safe_load(value) for name, value in args.parameter}
+    return {**given, "data_root": args.data_root, "results_dir": args.results_dir, "device": args.device}
+
+
+def _shard(args: argparse.Namespace) -> int:
+    from . import shards
+
+    device = shards.claim_gpu() if args.device in (None, "auto", "cuda") else None  # before torch sees CUDA
+    p = shards.parameters(args.notebook, args.profile, **_overrides(args))
+    job = shards.find(args.notebook, p, args.job)
+    done = shards.run_job(args.notebook, p, job, progress=not args.quiet)
+    gpu = f" on GPU {device}" if device is not None else ""
+    print(f"{args.notebook} {done['job']}: {done['images']} images, {done['computed']} records computed, "
+          f"{done['cached']} read from the cache{gpu}, {done['seconds']:.1f} s")
+    return 0
+
+
+def _notebook(args: argparse.Namespace) -> int:
+    import yaml
+
+    from .kernels import execute_notebook
+
+    parameters = {name: yaml.safe_load(value) for name, value in args.parameter}  # 3 -> int, [0] -> list
+    execute_notebook(args.input, args.output, parameters=parameters, parameters_file=args.parameters_file,
+                     cwd=args.cwd, kernel_name=args.kernel, log_output=args.log_output)
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from . import plans, shards
+
+    rows, seen = [], set()
+    for notebook in args.notebooks or list(plans.PLANS):
+        p = shards.parameters(notebook, args.profile, data_root=args.data_root)
+        for row in shards.estimate(notebook, p, args.shards, args.tflops):
+            keys = row.pop("keys")
+            row["shared"] = sum(k in seen for k in keys)  # the same work as an earlier notebook's: one job
+            seen.update(keys)
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    own = 1 - table.shared / table.jobs.where(table.jobs > 0, 1)  # what a shared job adds: nothing
+    totals = table[["image_iterations", "tflop", "gpu_hours"]].mul(own, axis=0).sum()
+    totals["jobs"] = (table.jobs - table.shared).sum()
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:,.1f}".format):
+        print(table.drop(columns="assumed").to_string(index=False))
+    for notebook, note in table.groupby("notebook", sort=False).assumed.first().items():
+        if note:
+            print(f"{notebook}: {note}")
+    print(f"in all (shared jobs once): {int(totals.jobs):,} jobs, {int(totals.image_iterations):,} image x "
+          f"iterations at most, "
+          f"{totals.tflop:,.0f} TFLOP, about {totals.gpu_hours:,.1f} GPU-hours at {args.tflops:g} TFLOP/s sustained "
+          f"(an assumed rate, not a measurement; a stop rule may end runs earlier). The CPU baselines' jobs "
+          f"need no GPU.")
+    return 0
+
+
 def _progress(items, args, desc):
     from tqdm.auto import tqdm
 
@@ -333,6 +395,41 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--crop", type=int, default=240, help="seggan: training crop side (a multiple of 16)")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=_benchmark)
+
+    j = sub.add_parser("shard", help="run one cluster job of a per-image notebook: a configuration, a seed and a "
+                       "shard of its images (lib/shards.py; the Snakefile's shard rule)")
+    j.add_argument("notebook", help="a per-image notebook: kanezaki2018, kanezaki2018_depth, dynamicseg, "
+                   "dynamicseg_mu, s3net, s3net_losses")
+    j.add_argument("--profile", required=True, choices=["smoke", "demo", "paper"])
+    j.add_argument("--job", required=True, help="the job's name, <grid>-<config|all>-seed<seed>-<shard>of<shards>")
+    j.add_argument("--data-root", default=None)
+    j.add_argument("--results-dir", default=None, help="the notebook's results folder (its run cache is beside it)")
+    j.add_argument("--device", default=None, help="as the notebook's device parameter (default: the profile's)")
+    j.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="a notebook parameter over the profile's, its value read as YAML (as papermill -p)")
+    j.add_argument("--quiet", action="store_true")
+    j.set_defaults(func=_shard)
+
+    r = sub.add_parser("notebook", help="run a notebook with papermill, its kernel on private Unix sockets (no port "
+                       "race between kernels started at once), the output written only when every cell has run")
+    r.add_argument("input")
+    r.add_argument("output")
+    r.add_argument("-f", "--parameters-file", default=None, help="a YAML file of parameters (a profile)")
+    r.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="one parameter, its value read as YAML; overrides the file")
+    r.add_argument("-k", "--kernel", default="python3")
+    r.add_argument("--cwd", default=None, help="the kernel's working folder")
+    r.add_argument("--log-output", action="store_true", help="stream the cells' output to this process's")
+    r.set_defaults(func=_notebook)
+
+    n = sub.add_parser("plan", help="the dry run: jobs, image x iterations and estimated GPU-hours of each "
+                       "per-image notebook's grids in a profile")
+    n.add_argument("notebooks", nargs="*", help="per-image notebooks (default: all)")
+    n.add_argument("--profile", default="paper", choices=["smoke", "demo", "paper"])
+    n.add_argument("--shards", type=int, default=8, help="image shards per configuration and seed")
+    n.add_argument("--tflops", type=float, default=25.0, help="assumed sustained TFLOP/s of one GPU")
+    n.add_argument("--data-root", default=None)
+    n.set_defaults(func=_plan)
 
     i = sub.add_parser("index", help="rebuild results/README.md")
     i.add_argument("results", nargs="?", default="results")

@@ -61,6 +61,7 @@ class Record:
     device: str = ""
     batch_size: int = 1
     layout: str = ""  # the network's memory layout (lib/layout.py)
+    computed: bool = False  # made by this call (False: read from the cache); not stored
 
     @property
     def key(self) -> str:
@@ -179,7 +180,7 @@ def run_method(
                     n_labels=int(len(np.unique(out.labels))),
                     evaluation=evaluator.evaluate(out.labels, s) if s.segmentations else None,
                     labels=out.labels if keep_labels else None, extras=out.extras,
-                    device=str(dev), batch_size=len(batch), layout=out.layout,
+                    device=str(dev), batch_size=len(batch), layout=out.layout, computed=True,
                 )
                 _save(_record_path(folder / f"seed{seed}", s), rec, evaluator, prints[s.key])
                 records[(seed, s.key)] = rec
@@ -187,13 +188,43 @@ def run_method(
     return [records[(seed, s.key)] for seed in seeds for s in samples]
 
 
+@dataclass(frozen=True)
+class Grid:
+    """Configurations that a notebook runs on all of its evaluation images, with every seed
+    (deterministic ones with the first; :func:`grid_seeds`). ``lib/plans.py`` builds each
+    notebook's grids, so that the notebook and the cluster workflow run the same list."""
+
+    name: str  # the notebook's name for it (progress bars, cluster job names)
+    methods: tuple[Method, ...]
+    keep_labels: bool = False  # the notebook draws figures from the label maps
+    gpu: bool = True  # worth an accelerator (a network per image); False: CPU baselines
+
+    def __iter__(self):
+        return iter(self.methods)
+
+    def __len__(self) -> int:
+        return len(self.methods)
+
+    def labels(self) -> list[str]:
+        return [m.label() for m in self.methods]
+
+
+def grid_seeds(method: Method, seeds: Sequence[int]) -> list[int]:
+    """The seeds ``method`` runs with: all of them, or the first for a deterministic method."""
+    return list(seeds) if method.stochastic else list(seeds)[:1]
+
+
 def run_grid(
-    methods: Iterable[Method], samples: Sequence[Sample], seeds: Sequence[int], store: str | Path,
+    methods: Grid | Iterable[Method], samples: Sequence[Sample], seeds: Sequence[int], store: str | Path,
     *, evaluator: Evaluator, desc: str = "configurations", progress: bool = True, **kwargs: Any,
 ) -> tuple[pd.DataFrame, dict[str, list[Record]]]:
     """Run every method on ``samples``; return the runs table (:func:`runs_table`) and the
     records by method label. Deterministic methods (``stochastic = False``) run with the first
-    seed only. ``kwargs`` go to :func:`run_method`."""
+    seed only. A :class:`Grid` brings its name and ``keep_labels``. ``kwargs`` go to
+    :func:`run_method`."""
+    if isinstance(methods, Grid):
+        kwargs.setdefault("keep_labels", methods.keep_labels)
+        desc = methods.name
     methods = list(methods)
     labels = [m.label() for m in methods]
     if len(set(labels)) < len(labels):  # the records are keyed by label
@@ -201,8 +232,7 @@ def run_grid(
     frames, records = [], {}
     inner = progress and len(methods) <= 4
     for m in tqdm(methods, desc=desc, disable=not progress or inner):
-        run_seeds = seeds if m.stochastic else list(seeds)[:1]
-        recs = run_method(m, samples, run_seeds, store, evaluator=evaluator, progress=inner, **kwargs)
+        recs = run_method(m, samples, grid_seeds(m, seeds), store, evaluator=evaluator, progress=inner, **kwargs)
         records[m.label()] = recs
         frames.append(runs_table(m, recs, evaluator))
     return pd.concat(frames, ignore_index=True), records

@@ -317,13 +317,14 @@ class Opened:
 def evaluation_sets(
     *, synthetic_images: int, synthetic_size: Sequence[int], bsds_images: int, bsds_split: str = "test",
     data_root: str | None = None, voc_images: int = 0, voc_ground_truth: str = "object", voc_void: str = "drop",
-    missing: str = "fail",
+    missing: str = "fail", require: bool = True,
 ) -> Opened:
     """The image sets with ground truth, and a description of each for table captions.
 
     ``bsds_images`` BSDS500 images (the first N by id, -1 for the whole split, 0 for none) and
     ``voc_images`` PASCAL VOC 2012 images (the first N of the study's 150-image list, -1 for
-    all 150) from the data root; ``missing`` says what an absent one does (see the module).
+    all 150) from the data root; ``missing`` says what an absent one does (see the module);
+    ``require=False`` returns what there is, even nothing (the cluster's dry run).
     """
     opened = Opened()
     if synthetic_images:
@@ -345,7 +346,7 @@ def evaluation_sets(
             void = "not counted" if voc_void == "drop" else "kept as a segment"
             opened.notes[voc.name] = (f"PASCAL VOC 2012: {len(subset)} of the study's 150 val images "
                                       f"(lib/data/voc2012_val150.txt), {voc_ground_truth} PNGs, void border {void}")
-    return opened.require_some("synthetic_images, bsds_images and voc_images are all 0")
+    return opened.require_some("synthetic_images, bsds_images and voc_images are all 0") if require else opened
 
 
 #: images in the full lesion datasets, to say when a copy is a subset; the parameter that asks for each
@@ -353,10 +354,11 @@ LESION_DATASETS = {"ph2": ("PH2", 200, "ph2_images"), "lung_ct": ("Kaggle lung C
 
 
 def lesion_sets(*, synthetic_images: int, synthetic_size: Sequence[int], data_root: str | None = None,
-                missing: str = "fail", **counts: int) -> Opened:
+                missing: str = "fail", require: bool = True, **counts: int) -> Opened:
     """S3-Net's image sets and their caption notes: built-in synthetic lesions, and each lesion
     dataset of ``counts`` (``ph2=N``, ``lung_ct=N``: the first N by id, -1 for all, 0 for none)
-    from the data root; ``missing`` says what an absent one does (see the module)."""
+    from the data root; ``missing`` says what an absent one does (see the module); ``require``
+    as in :func:`evaluation_sets`."""
     opened = Opened()
     if synthetic_images:
         opened.built_in("synthetic_lesions", synthetic_images, synthetic_size, "lesion images with exact masks")
@@ -368,7 +370,7 @@ def lesion_sets(*, synthetic_images: int, synthetic_size: Sequence[int], data_ro
         if full is not None:
             opened.sets[name] = full[:count] if count > 0 else full[:]
             opened.notes[name] = subset_note(what, len(opened.sets[name]), len(full), official)
-    return opened.require_some("synthetic_images and every lesion dataset count are 0")
+    return opened.require_some("synthetic_images and every lesion dataset count are 0") if require else opened
 
 
 def _first(items: Sequence[Sample] | Any, count: int) -> list[Sample]:

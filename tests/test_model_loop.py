@@ -192,7 +192,7 @@ def test_stop_rule_after_one_update_keeps_labels_of_that_update():
     twin = copy.deepcopy(net)
     # every image has <= 10**6 labels: each stops after its first update
     result = self_train(net, x, iterations=5, lr=0.1, momentum=0.9, loss=CE,
-                        stop=stop_at_labels(10**6))
+                        stop=stop_at_labels(10**6), sync_every=1)  # stops at once: weights as left
     np.testing.assert_array_equal(result.iterations, [1, 1])
     assert result.loss_history.shape == (2, 1)
 
@@ -209,6 +209,51 @@ def test_stop_rule_after_one_update_keeps_labels_of_that_update():
     with torch.no_grad():
         after = twin(x).argmax(1).numpy()
     np.testing.assert_array_equal(result.labels, after)
+
+
+def test_checking_for_the_end_less_often_changes_no_result():
+    """The host asks whether every image stopped once per sync_every iterations; the iterations
+    run after the last stop change no label, count or history."""
+    x = _images(3)
+    runs = {}
+    for every in (1, 4, 16):
+        torch.manual_seed(0)
+        runs[every] = self_train(_net("abc"), x, iterations=12, lr=0.5, momentum=0.9, loss=CE,
+                                 stop=lambda n_labels, updates: updates >= torch.tensor([2, 5, 3]),
+                                 snapshots=(0, 2, 5, 6, 11),
+                                 sync_every=every)
+    ref = runs[1]
+    np.testing.assert_array_equal(ref.iterations, [2, 5, 3])  # each image stopped on its own
+    for every, r in runs.items():
+        np.testing.assert_array_equal(r.labels, ref.labels, err_msg=str(every))
+        np.testing.assert_array_equal(r.iterations, ref.iterations)
+        np.testing.assert_array_equal(r.label_history, ref.label_history)
+        np.testing.assert_array_equal(r.loss_history, ref.loss_history)
+        assert sorted(r.snapshots) == sorted(ref.snapshots)
+    with pytest.raises(ValueError, match="sync_every"):
+        self_train(_net("a"), _images(1), iterations=1, lr=0.1, momentum=0.9, loss=CE, sync_every=0)
+
+
+def test_the_loop_waits_on_the_host_once_per_sync_every_iterations(monkeypatch):
+    """Every way a tensor reaches Python (bool, int, float, item, tolist, numpy, cpu) is counted:
+    32 more iterations add 32 / sync_every of them, whatever the loop does per iteration."""
+    calls = []
+    for name in ("__bool__", "__int__", "__float__", "__index__", "item", "tolist", "numpy", "cpu"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, _name=name, **kwargs):
+            calls.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+
+    def syncs(iterations):
+        calls.clear()
+        self_train(_net("ab"), _images(2), iterations=iterations, lr=0.1, momentum=0.9, loss=CE,
+                   stop=stop_at_labels(0), sync_every=8)  # never stops: every iteration runs
+        return len(calls)
+
+    assert syncs(64) - syncs(32) == 32 // 8
 
 
 def test_one_step_changes_every_models_parameters():

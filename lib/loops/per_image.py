@@ -14,8 +14,14 @@ Stop rules: a fixed number of iterations (the papers), or a rule checked after e
 such as the authors' codes' "stop once the argmax has <= 3 labels" (:func:`stop_at_labels`),
 with at most ``iterations`` updates. An image that stops keeps the labels of a forward pass
 after its last update (as demo.py does when it saves its result) and leaves the loss; the
-others go on. The number of
-updates each image received and its label count at every iteration are recorded.
+others go on. The number of updates each image received and its label count at every
+iteration are recorded.
+
+The loop does not wait on the host within an iteration: labels are counted, the stop rule
+checked and stopped images' labels kept on the device, and the host asks whether every image
+has stopped once per ``sync_every`` iterations, so a GPU runs ahead of Python. The iterations
+this may add after the last image stopped change nothing (a stopped image's labels are kept
+and it receives no gradient); the histories are cut at the last update.
 """
 
 from __future__ import annotations
@@ -73,6 +79,7 @@ def self_train(
     progress: bool = False,
     desc: str = "self-training",
     snapshots: Sequence[int] = (),
+    sync_every: int = 16,
 ) -> LoopResult:
     """Run the loop above on ``x`` of shape ``(B, C, H, W)``; see the module docstring.
 
@@ -82,9 +89,12 @@ def self_train(
         stop: ``(n_labels, updates) -> (B,) bool``, checked after each update with the label
             count of that update's forward pass (None: run all ``iterations``).
         snapshots: keep the argmax labels seen after these numbers of updates (for figures).
+        sync_every: iterations between the host's checks that every image has stopped.
     """
     if iterations < 0:
         raise ValueError(f"iterations={iterations} must be >= 0")
+    if sync_every < 1:
+        raise ValueError(f"sync_every={sync_every} must be >= 1")
     B = x.shape[0]
     device = x.device
     if hasattr(model, "layout"):
@@ -98,7 +108,7 @@ def self_train(
     classes = 0
     kept: dict[int, np.ndarray] = {}
     bar = tqdm(total=iterations, desc=desc, disable=not progress, leave=False)
-    for _ in range(iterations):
+    for t in range(iterations):
         response = model(x)
         classes = response.shape[1]
         labels = response.argmax(1)
@@ -107,9 +117,9 @@ def self_train(
             kept[len(label_hist)] = labels.cpu().numpy()
         if final is None:
             final = torch.zeros_like(labels)
-        final[stopping] = labels[stopping]
+        final = torch.where(stopping[:, None, None], labels, final)  # a mask index would sync
         done |= stopping
-        if bool(done.all()):
+        if t % sync_every == sync_every - 1 and bool(done.all()):  # the loop's one host sync
             break
         active = ~done
         value = loss(response, labels, n_labels)
@@ -132,6 +142,9 @@ def self_train(
         if len(label_hist) in snapshots:
             kept[len(label_hist)] = labels.cpu().numpy()
     n_final = count_labels(final, classes)
+    last = int(updates.max()) if label_hist else 0  # iterations run after every image stopped
+    label_hist, loss_hist = label_hist[:last], loss_hist[:last]
+    kept = {k: v for k, v in kept.items() if k <= last}
     empty = torch.zeros(B, 0)
     return LoopResult(
         labels=final.cpu().numpy(),

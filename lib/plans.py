@@ -1,0 +1,134 @@
+"""What each per-image notebook runs, as data: its grids of configurations, its images, its evaluator.
+
+A per-image notebook builds its configurations by calling the function named after it here,
+with its own parameters, and runs them with ``runs.run_grid``. The cluster workflow
+(``lib/shards.py``, the Snakefile) calls the same function with the same parameter file to cut
+the work into jobs, so there is one list of configurations, not two to keep in step.
+
+The functions' arguments are the notebooks' parameter names, so :func:`grids` can call each
+with a parameter dictionary (a profile's YAML file merged over the parameters cell).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+from . import study
+from .evaluation import Evaluator, LesionEvaluator, RegionEvaluator
+from .methods import Blank, DynamicSeg, Felzenszwalb, Kanezaki2018, KMeansWindows, Kim2020, S3Net
+from .runs import Grid
+
+
+def baselines(kmeans_windows: Sequence[int], kmeans_ks: Sequence[int], gs_scales: Sequence[float]) -> Grid:
+    """The comparison rows of Kanezaki 2018's Table 1 and Kim 2020's Table I: k-means on a x a
+    RGB windows for every k, Felzenszwalb-Huttenlocher for every scale, and the blank map."""
+    methods = ([KMeansWindows(a, k) for a in kmeans_windows for k in kmeans_ks]
+               + [Felzenszwalb(b) for b in gs_scales] + [Blank()])
+    return Grid("baselines", tuple(methods), gpu=False)
+
+
+def kanezaki2018(forms: Sequence[str], n_layers: Sequence[int], iterations: Mapping[str, int],
+                 kmeans_windows: Sequence[int], kmeans_ks: Sequence[int],
+                 gs_scales: Sequence[float]) -> tuple[Grid, Grid]:
+    """Kanezaki 2018, Table 1: the method in each form and depth M, then the baselines."""
+    cnn = [Kanezaki2018(form=f, n_layers=m, iterations=iterations[f]) for f in forms for m in n_layers]
+    return Grid("kanezaki2018", tuple(cnn), keep_labels=True), baselines(kmeans_windows, kmeans_ks, gs_scales)
+
+
+def kanezaki2018_depth(forms: Sequence[str], depths: Sequence[int], iterations: Mapping[str, int]) -> tuple[Grid]:
+    """Kanezaki 2018 against its depth M (the paper's Sec. 4 varies M from 1 to 5)."""
+    return (Grid("depths", tuple(Kanezaki2018(form=f, n_layers=m, iterations=iterations[f])
+                                 for f in forms for m in depths), keep_labels=True),)  # as kanezaki2018: shared
+
+
+def dynamicseg(forms: Sequence[str], iterations: Mapping[str, int], n_layers: int, kim_mu: float,
+               dynamic: Sequence[Sequence[Any]], continuity: str, kanezaki_form: str, kanezaki_layers: int,
+               kmeans_windows: Sequence[int], kmeans_ks: Sequence[int],
+               gs_scales: Sequence[float]) -> tuple[Grid, Grid]:
+    """DynamicSeg Table I (with Kim et al. 2020's columns): the CNN + superpixels row
+    (Kanezaki 2018), Kim et al.'s fixed weight and DynamicSeg's schemes in each form, then the
+    baselines."""
+    cnn = [Kanezaki2018(form=kanezaki_form, n_layers=kanezaki_layers, iterations=iterations.get(kanezaki_form, 100))]
+    cnn += [Kim2020(kim_mu, form=f, n_layers=n_layers, iterations=iterations[f], continuity=continuity)
+            for f in forms]
+    cnn += [DynamicSeg(sc, m, form=f, n_layers=n_layers, iterations=iterations[f], continuity=continuity)
+            for f in forms for sc, m in dynamic]
+    return Grid("CNN rows", tuple(cnn), keep_labels=True), baselines(kmeans_windows, kmeans_ks, gs_scales)
+
+
+def dynamicseg_mu(form: str, n_layers: int, iterations: int, continuity: str, fixed_mu: Sequence[float],
+                  fsf_mu: Sequence[float], scf_mu: Sequence[float]) -> tuple[Grid]:
+    """DynamicSeg Fig. 2: Kim et al.'s fixed weight and both dynamic schemes over their mu grids."""
+    kw = dict(form=form, n_layers=n_layers, iterations=iterations, continuity=continuity)
+    methods = ([Kim2020(mu, **kw) for mu in fixed_mu] + [DynamicSeg("fsf", mu, **kw) for mu in fsf_mu]
+               + [DynamicSeg("scf", mu, **kw) for mu in scf_mu])
+    return (Grid("mu sweep", tuple(methods)),)
+
+
+def s3net(forms: Sequence[str], iterations: int, code_size: int, kmeans_k: int) -> tuple[Grid, Grid]:
+    """S3-Net Table 1: the method in each form (the code form at its fixed square size), then
+    k-means on RGB and the blank map."""
+    size = {"paper": None, "code": code_size}  # the code form's fixed square input
+    cnn = Grid("S3-Net", tuple(S3Net(form=f, iterations=iterations, size=size[f]) for f in forms), keep_labels=True)
+    return cnn, Grid("baselines", (KMeansWindows(1, kmeans_k), Blank()), gpu=False)
+
+
+#: S3-Net's loss combinations: (use_at, use_s) = CE alone, + L_AT, + L_S, + both (Table 3)
+LOSS_COMBINATIONS = [(False, False), (True, False), (False, True), (True, True)]
+
+
+def s3net_losses(forms: Sequence[str], loss_forms: Sequence[str], iterations: int, code_size: int) -> tuple[Grid]:
+    """S3-Net Table 3: every combination of its losses, in each form and loss form (CE alone
+    has no loss form)."""
+    size = {"paper": None, "code": code_size}
+    methods = [S3Net(form=form, loss_form=loss_form, use_at=at, use_s=s, iterations=iterations, size=size[form])
+               for form in forms for at, s in LOSS_COMBINATIONS
+               for loss_form in (loss_forms if at or s else loss_forms[:1])]
+    return (Grid("loss combinations", tuple(methods)),)
+
+
+def _region_images(p: Mapping[str, Any], missing: str, require: bool = True) -> study.Opened:
+    return _call(study.evaluation_sets, p, missing=missing, require=require)
+
+
+def _lesion_images(p: Mapping[str, Any], missing: str, require: bool = True) -> study.Opened:
+    counts = {name: p[parameter] for name, (_, _, parameter) in study.LESION_DATASETS.items() if parameter in p}
+    return study.lesion_sets(synthetic_images=p["synthetic_images"], synthetic_size=p["synthetic_size"],
+                             data_root=p.get("data_root"), missing=missing, require=require, **counts)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A per-image notebook: how it builds its grids, opens its images and scores them."""
+
+    grids: Callable[..., tuple[Grid, ...]]
+    images: Callable[..., study.Opened]  # (parameters, missing_data, require=True)
+    evaluator: Callable[[Mapping[str, Any]], Evaluator]
+
+
+_REGIONS = {"images": _region_images, "evaluator": lambda p: RegionEvaluator()}
+_LESIONS = {"images": _lesion_images,
+            "evaluator": lambda p: LesionEvaluator(dilation=p["dilation"], min_interior=p["min_interior"])}
+PLANS: dict[str, Plan] = {
+    "kanezaki2018": Plan(kanezaki2018, **_REGIONS),
+    "kanezaki2018_depth": Plan(kanezaki2018_depth, **_REGIONS),
+    "dynamicseg": Plan(dynamicseg, **_REGIONS),
+    "dynamicseg_mu": Plan(dynamicseg_mu, **_REGIONS),
+    "s3net": Plan(s3net, **_LESIONS),
+    "s3net_losses": Plan(s3net_losses, **_LESIONS),
+}
+
+
+def _call(function: Callable[..., Any], p: Mapping[str, Any], **extra: Any) -> Any:
+    """``function`` with the parameters its signature names taken from ``p``."""
+    names = inspect.signature(function).parameters
+    return function(**{k: p[k] for k in names if k in p and k not in extra}, **extra)
+
+
+def grids(notebook: str, p: Mapping[str, Any]) -> tuple[Grid, ...]:
+    """The grids ``notebook`` runs with parameters ``p``."""
+    if notebook not in PLANS:
+        raise ValueError(f"{notebook!r} is not a per-image notebook; these are: {', '.join(PLANS)}")
+    return _call(PLANS[notebook].grids, p)

@@ -1,0 +1,303 @@
+"""The per-image notebooks' work cut into cluster jobs, and the cost of each table before it runs.
+
+A paper-profile table is thousands of (configuration, seed, image) runs, each independent. The
+Snakefile (``--config shards=N``) runs them as jobs of one configuration, one seed and one
+shard of the images (every N-th image: image i goes to shard i mod N), each writing its
+per-image records into the profile's run cache (``lib/runs.py``), and then the notebook itself,
+which finds every record cached and only gathers and reports. The jobs come from the notebook's
+own grids (``lib/plans.py``) and parameter file, so the two cannot drift apart. A CPU grid of
+cheap baselines is one job per seed and shard for all its configurations.
+
+Records are written atomically under names unique to host and process, so jobs running at
+once never corrupt each other, and a job killed half-way reruns only the images it had not
+finished. A job's last act is its marker file ``results/<profile>/shards/<work key>.json`` (how
+many records it computed and read), which is what Snakemake waits for. The work key
+(:func:`work_key`) names what the job computes, so two notebooks that need the same
+configuration on the same images share one job.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import yaml
+
+from . import paths, study
+from .files import write_json
+
+
+@dataclass(frozen=True)
+class Job:
+    """One cluster job: configuration ``config`` of grid ``grid`` (None: all of a CPU grid's),
+    seed ``seed``, images ``shard`` (1-based) of ``shards``."""
+
+    grid: str
+    config: int | None
+    seed: int
+    shard: int
+    shards: int
+
+    @property
+    def name(self) -> str:
+        which = "all" if self.config is None else str(self.config)
+        return f"{_slug(self.grid)}-{which}-seed{self.seed}-{self.shard}of{self.shards}"
+
+
+_NAME = re.compile(r"^(?P<grid>[a-z0-9_]+)-(?P<config>all|\d+)-seed(?P<seed>-?\d+)-(?P<shard>\d+)of(?P<shards>\d+)$")
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def parameters(notebook: str, profile: str, **overrides: Any) -> dict[str, Any]:
+    """A notebook's parameters as papermill gives them for ``profile``: the parameters cell,
+    then ``notebooks/params/<notebook>/<profile>.yaml``, then ``overrides`` (None: not given)."""
+    p = {name: d.default for name, d in study.declared_parameters(notebook).items()}
+    path = paths.REPO_ROOT / "notebooks" / "params" / notebook / f"{profile}.yaml"
+    if not path.is_file():
+        raise study.ParameterError(f"profile={profile!r}: no parameter file {path}")
+    p.update(yaml.safe_load(path.read_text()) or {})
+    p.update({k: v for k, v in overrides.items() if v is not None})
+    return p
+
+
+def jobs(notebook: str, p: Mapping[str, Any], shards: int) -> list[Job]:
+    """Every job of ``notebook`` with parameters ``p``, its images cut into ``shards``."""
+    from . import plans
+    from .runs import grid_seeds
+
+    if shards < 1:
+        raise study.ParameterError(f"shards={shards}: expected an integer >= 1")
+    out = []
+    for grid in plans.grids(notebook, p):
+        if grid.gpu:
+            out += [Job(grid.name, i, seed, k, shards) for i, m in enumerate(grid.methods)
+                    for seed in grid_seeds(m, p["seeds"]) for k in range(1, shards + 1)]
+        else:  # cheap: one job for all configurations of a seed and shard
+            seeds = sorted({s for m in grid.methods for s in grid_seeds(m, p["seeds"])}, key=list(p["seeds"]).index)
+            out += [Job(grid.name, None, seed, k, shards) for seed in seeds for k in range(1, shards + 1)]
+    return out
+
+
+def find(notebook: str, p: Mapping[str, Any], name: str) -> Job:
+    """The job called ``name`` (as :attr:`Job.name` writes it), checked against the grids."""
+    m = _NAME.match(name)
+    if not m:
+        raise study.ParameterError(f"job {name!r}: expected <grid>-<config|all>-seed<seed>-<shard>of<shards>")
+    known = {j.name: j for j in jobs(notebook, p, int(m["shards"]))}
+    if name not in known:
+        raise study.ParameterError(f"job {name!r} is not one of {notebook}'s jobs with these parameters "
+                                   f"({len(known)} jobs, e.g. {next(iter(known), 'none')})")
+    return known[name]
+
+
+#: the parameters that choose a notebook's images and how they are shrunk and scored
+_IMAGE_PARAMETERS = ("synthetic_images", "synthetic_size", "bsds_images", "bsds_split", "voc_images",
+                     "voc_ground_truth", "voc_void", "ph2_images", "lung_images", "data_root", "max_side",
+                     "batch_size", "device", "dilation", "min_interior")
+
+
+def work_key(notebook: str, p: Mapping[str, Any], job: Job) -> str:
+    """What a job computes, as a name: its configurations' cache keys, its seed and shard, and the
+    parameters that choose and score its images. Two notebooks whose jobs have the same key (the
+    same configuration on the same images: kanezaki2018 and kanezaki2018_depth at M = 1..5) share
+    one job and its records."""
+    return keyed_jobs(notebook, p, job.shards, [job])[0][0]
+
+
+def keyed_jobs(notebook: str, p: Mapping[str, Any], shards: int,
+               selected: Sequence[Job] | None = None) -> list[tuple[str, Job, bool]]:
+    """(work key, job, wants a GPU) for every job of ``notebook`` (or the ``selected`` ones),
+    its grids built once."""
+    import hashlib
+    import json
+
+    from . import plans
+    from .methods.base import params_key
+
+    grids = {g.name: g for g in plans.grids(notebook, p)}
+    shared = {"images": {k: p[k] for k in _IMAGE_PARAMETERS if k in p},
+              "evaluator": plans.PLANS[notebook].evaluator(p).key}
+    keys = {}  # (grid, config) -> (its methods' cache keys, a readable name)
+    out = []
+    for job in jobs(notebook, p, shards) if selected is None else selected:
+        grid = grids[job.grid]
+        if (job.grid, job.config) not in keys:
+            methods = grid.methods if job.config is None else (grid.methods[job.config],)
+            which = _slug(grid.name) if job.config is None else _slug(methods[0].label())
+            keys[job.grid, job.config] = ([params_key(m) for m in methods], which)
+        methods, which = keys[job.grid, job.config]
+        what = {**shared, "methods": methods, "keep_labels": grid.keep_labels, "seed": job.seed}
+        digest = hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:10]
+        out.append((f"{which}-seed{job.seed}-{job.shard}of{job.shards}-{digest}", job, grid.gpu))
+    return out
+
+
+def marker(results: Path, key: str) -> Path:
+    """Where a finished job says so: ``<results>/shards/<work key>.json``."""
+    return results / "shards" / f"{key}.json"
+
+
+def run_job(notebook: str, p: Mapping[str, Any], job: Job, *, progress: bool = False) -> dict[str, Any]:
+    """Run one job: its configurations and seed on its shard of the notebook's images, records
+    into the run cache the notebook reads; then write its marker. Returns what the marker holds."""
+    from . import plans
+    from .runs import grid_seeds, run_method
+    from .runtime import resolve_device
+
+    start = time.perf_counter()
+    plan = plans.PLANS[notebook]
+    grid = next(g for g in plans.grids(notebook, p) if g.name == job.grid)
+    opened = plan.images(p, p.get("missing_data", "fail"))
+    samples = [s for group in opened.sets.values() for s in group][job.shard - 1 :: job.shards]
+    folder = paths.results_dir(p["profile"], notebook, p.get("results_dir"))
+    store = folder.parent / "cache"  # as study.setup: the profile's run cache
+    device = resolve_device(p["device"])
+    methods = grid.methods if job.config is None else (grid.methods[job.config],)
+    computed = cached = 0
+    for method in methods:
+        if job.seed not in grid_seeds(method, p["seeds"]):
+            continue
+        records = run_method(method, samples, [job.seed], store, evaluator=plan.evaluator(p),
+                             max_side=p.get("max_side"), device=device, batch_size=p.get("batch_size") or None,
+                             keep_labels=grid.keep_labels, progress=progress)
+        computed += sum(r.computed for r in records)
+        cached += sum(not r.computed for r in records)
+    key = work_key(notebook, p, job)
+    summary = {"notebook": notebook, "job": job.name, "key": key, "configurations": [m.label() for m in methods],
+               "images": len(samples), "computed": computed, "cached": cached, "device": str(device),
+               "seconds": round(time.perf_counter() - start, 3), "absent": sorted(opened.absent),
+               "slurm_job": os.environ.get("SLURM_JOB_ID")}
+    write_json(marker(folder.parent, key), summary)
+    return summary
+
+
+def claim_gpu(lock_dir: str | os.PathLike | None = None, wait: float = 3600.0) -> str | None:
+    """With several GPUs on this machine, take one that no other job here holds and make it the
+    only one this process sees (``CUDA_VISIBLE_DEVICES``); call before torch touches CUDA.
+
+    Snakemake's ``--resources gpu=K`` runs at most K GPU jobs at once but does not say which
+    device each may use; a lock per device (held until the process ends) does. With one GPU
+    visible (one machine's single GPU, or SLURM's ``--gres=gpu:1``) it is used as it is.
+    Returns the device id, or None without a GPU."""
+    import fcntl
+    import subprocess
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        ids = [d for d in visible.split(",") if d.strip()]
+    else:
+        try:
+            listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30).stdout
+        except (OSError, subprocess.SubprocessError):
+            listed = ""
+        ids = [str(i) for i, line in enumerate(listed.splitlines()) if line.startswith("GPU ")]
+    if len(ids) <= 1:
+        return ids[0] if ids else None
+    folder = Path(lock_dir or Path("/tmp") / f"segstudy-gpus-{os.getuid()}")
+    folder.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait
+    while True:
+        for device in ids:
+            handle = open(folder / f"gpu-{device}.lock", "w")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            _HELD.append(handle)  # the lock lasts as long as this process
+            os.environ["CUDA_VISIBLE_DEVICES"] = device
+            return device
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"every GPU of {ids} is held by another job for {wait:.0f} s: run with "
+                               f"--resources gpu={len(ids)} or fewer")
+        time.sleep(1.0)
+
+
+_HELD: list[Any] = []
+
+
+# --------------------------------------------------------------------------------------------
+# the dry run: how much work each table is, before any of it runs
+
+#: the image counts and a typical size of each dataset when it is not downloaded yet
+OFFICIAL = {"bsds500": (200, (321, 481)), "voc2012": (150, (375, 500)), "ph2": (200, (576, 768)),
+            "lung_ct": (267, (512, 512))}
+
+
+def iteration_flops(method: Any, shapes: Sequence[Sequence[int]]) -> float:
+    """FLOPs of one self-training iteration of ``method`` (forward and backward, every layer)
+    on each image of ``shapes`` (H, W), summed. Counted by PyTorch's FlopCounterMode as the
+    difference of runs of 2 and 1 iterations on a small image, scaled by the pixels the network
+    sees: the image's (the networks are fully convolutional at the image's resolution), or a
+    fixed square's (S3-Net's code form)."""
+    from dataclasses import replace
+
+    import numpy as np
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    small = (48, 64)
+    image = np.random.default_rng(0).integers(0, 256, (*small, 3), dtype=np.uint8)
+    counts = []
+    forced = os.environ.get("SEGSTUDY_LAYOUT")
+    os.environ["SEGSTUDY_LAYOUT"] = "nchw"  # no layout probe: its trial passes are not the loop's
+    try:
+        for its in (1, 2):
+            one = type(method)(replace(method.config, iterations=its))
+            with FlopCounterMode(display=False) as counter:
+                one.run([image], [(0, "flops")], torch.device("cpu"))
+            counts.append(counter.get_total_flops())
+    finally:
+        if forced is None:
+            del os.environ["SEGSTUDY_LAYOUT"]
+        else:
+            os.environ["SEGSTUDY_LAYOUT"] = forced
+    per_image = counts[1] - counts[0]
+    if getattr(method.config, "size", None):  # the same cost for every image
+        return per_image * len(shapes)
+    return per_image * sum(h * w for h, w in shapes) / (small[0] * small[1])
+
+
+def estimate(notebook: str, p: Mapping[str, Any], shards: int, tflops: float) -> list[dict[str, Any]]:
+    """One row per grid of ``notebook``: configurations, jobs (and their work keys), images, runs, image x iterations
+    (at most: a stop rule may end a run earlier), TFLOPs and accelerator hours at ``tflops``
+    TFLOP/s sustained (an assumption, not a measurement). Datasets not downloaded count at their
+    full size and a typical image size, and the row says so."""
+    from . import plans
+    from .data import resize_image
+    from .runs import grid_seeds
+
+    opened = plans.PLANS[notebook].images(p, "skip", require=False)
+    shapes = [resize_image(s.image, p.get("max_side")).shape[:2] for group in opened.sets.values() for s in group]
+    assumed = []
+    for name in opened.absent:  # not downloaded: the full dataset at a typical size
+        n, (h, w) = OFFICIAL[name]
+        side = p.get("max_side")
+        if side and max(h, w) > side:
+            h, w = round(h * side / max(h, w)), round(w * side / max(h, w))
+        shapes += [(h, w)] * n
+        assumed.append(f"{name} not found: {n} images of {h}x{w} assumed")
+    all_jobs = keyed_jobs(notebook, p, shards)
+    rows = []
+    for grid in plans.grids(notebook, p):
+        keys = [key for key, job, _ in all_jobs if job.grid == grid.name]
+        row = {"notebook": notebook, "grid": grid.name, "configurations": len(grid.methods),
+               "jobs": len(keys), "keys": keys, "images": len(shapes),
+               "runs": sum(len(grid_seeds(m, p["seeds"])) for m in grid.methods) * len(shapes),
+               "image_iterations": 0, "tflop": 0.0}
+        if grid.gpu:
+            for m in grid.methods:
+                repeats = len(grid_seeds(m, p["seeds"])) * m.config.iterations
+                row["image_iterations"] += repeats * len(shapes)
+                row["tflop"] += repeats * iteration_flops(m, shapes) / 1e12
+        row["gpu_hours"] = row["tflop"] / tflops / 3600 if grid.gpu else None
+        row["assumed"] = "; ".join(assumed)
+        rows.append(row)
+    return rows
