@@ -8,39 +8,54 @@
 # With shards=N, each per-image notebook's work runs first as jobs of one configuration, one seed
 # and one N-th of the images (lib/shards.py), built from the notebook's own grids and parameter
 # file (lib/plans.py); the notebook then finds every record in the run cache and only reports.
-import json
 import shlex
 import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from lib import plans, shards
+import yaml
+
+from lib import plans, shards, study
 
 PROFILE = config.get("profile", "demo")
 DATA_ROOT = str(Path(config["data_root"]).resolve()) if config.get("data_root") else ""
 SHARDS = int(config.get("shards", 0))  # 0: each notebook is one job
 NOTEBOOKS = sorted(p.stem for p in Path("notebooks").glob("*.ipynb"))
 GPU = 1 if PROFILE == "paper" else 0
+CLAIM = " --claim-gpu" if GPU else ""  # a GPU job takes a GPU no other job of this machine holds
 PY = shlex.quote(sys.executable)  # the environment snakemake runs in (the study's .venv)
 DATA = f"--data-root {DATA_ROOT}" if DATA_ROOT else ""
-OVERRIDES = dict(config.get("parameters") or {})  # notebook parameters over the profile's
-SET = " ".join(f"-p {name} {shlex.quote(json.dumps(value))}" for name, value in OVERRIDES.items())
+OVERRIDES = dict(config.get("parameters") or {})  # notebook parameters over the profiles'
+
+
+def overrides(nb):
+    """The overrides that are parameters of notebook ``nb`` (seggan has no bsds_images)."""
+    return {k: v for k, v in OVERRIDES.items() if k in study.declared_parameters(nb)}
+
+
+def set_options(nb):
+    """``-p name value`` for each override of ``nb``, each value written as YAML, as -p reads it."""
+    def text(value):
+        return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+    return " ".join(f"-p {k} {shlex.quote(text(v))}" for k, v in overrides(nb).items())
 
 
 def work(nb):
-    """Notebook ``nb``'s shard jobs: work key -> (job name, wants a GPU); none without sharding."""
+    """Notebook ``nb``'s shard jobs: work key -> (job name, its grid); none without sharding."""
     if not SHARDS or nb not in plans.PLANS:
         return {}
-    p = shards.parameters(nb, PROFILE, data_root=DATA_ROOT or None, **OVERRIDES)
-    return {key: (job.name, gpu) for key, job, gpu in shards.keyed_jobs(nb, p, SHARDS)}
+    p = shards.parameters(nb, PROFILE, data_root=DATA_ROOT or None, **overrides(nb))
+    return {key: (job.name, grid) for key, job, grid in shards.keyed_jobs(nb, p, SHARDS)}
 
 
 NEEDS = {nb: work(nb) for nb in NOTEBOOKS}  # the jobs each notebook's gathering waits for
-WORK = {}  # work key -> (notebook, job name, wants a GPU): one job for work two notebooks share
-for nb, keyed in NEEDS.items():
-    for key, (job, gpu) in keyed.items():
-        WORK.setdefault(key, (nb, job, gpu))
+WORK = {}  # work key -> (notebook, job name, wants a GPU): one job for work notebooks share,
+for nb, keyed in NEEDS.items():  # run by a notebook that keeps the label maps if one does
+    for key, (job, grid) in keyed.items():
+        if key not in WORK or (grid.keep_labels and not WORK[key][3]):
+            WORK[key] = (nb, job, grid.gpu, grid.keep_labels)
 
 
 def all_cores():
@@ -82,16 +97,18 @@ rule shard:
     threads: 2 if GPU else 1  # CPU runs: one core per job, many jobs at once
     resources:
         gpu=lambda w: GPU if WORK[w.key][2] else 0,
-        runtime=lambda w: 240 if GPU and WORK[w.key][2] else 120,  # minutes
-        mem_mb=16000 if GPU else 2000,
+        runtime=lambda w: 60 if GPU and WORK[w.key][2] else 120,  # minutes: see `python -m lib plan`
+        mem_mb=8000 if GPU else 2000,
     params:
         nb=lambda w: WORK[w.key][0],
         job=lambda w: WORK[w.key][1],
+        set=lambda w: set_options(WORK[w.key][0]),  # a value's braces pass through params untouched
+        # a job holding a gpu token takes a GPU no other job of this machine holds; the others, none
+        device=lambda w: ("--claim-gpu" if WORK[w.key][2] else "--device cpu") if GPU else "",
     shell:
-        # lib shard claims a free GPU of this machine (CUDA_VISIBLE_DEVICES) when it sees several
         f"OMP_NUM_THREADS={{threads}} {PY} -m lib shard {{params.nb}} --profile {{wildcards.profile}}"
         " --job {params.job} --results-dir $PWD/results/{wildcards.profile}/{params.nb}"
-        f" {DATA} {SET} --quiet > {{log}} 2>&1"
+        f" {DATA} {{params.set}} {{params.device}} --quiet > {{log}} 2>&1"
 
 
 rule notebook:
@@ -110,9 +127,11 @@ rule notebook:
         mem_mb=64000 if GPU else 4000,
     params:
         data_root=f"-p data_root {DATA_ROOT}" if DATA_ROOT else "",
+        set=lambda w: set_options(w.nb),
     shell:
         # papermill with the kernel on private Unix sockets (lib/kernels.py: notebooks started at
         # once never share a port); written under a temporary name, renamed once every cell has run
         f"OMP_NUM_THREADS={{threads}} {PY} -m lib notebook {{input.nb}} {{output}} -f {{input.params}} -k python3 --cwd notebooks"
+        f"{CLAIM}"
         " -p results_dir $PWD/results/{wildcards.profile}/{wildcards.nb} {params.data_root}"
-        f" {SET} > {{log}} 2>&1"
+        " {params.set} > {log} 2>&1"

@@ -255,7 +255,7 @@ def _overrides(args: argparse.Namespace) -> dict:
 def _shard(args: argparse.Namespace) -> int:
     from . import shards
 
-    device = shards.claim_gpu() if args.device in (None, "auto", "cuda") else None  # before torch sees CUDA
+    device = shards.claim_gpu() if args.claim_gpu else None  # before torch sees CUDA
     p = shards.parameters(args.notebook, args.profile, **_overrides(args))
     job = shards.find(args.notebook, p, args.job)
     done = shards.run_job(args.notebook, p, job, progress=not args.quiet)
@@ -269,7 +269,10 @@ def _notebook(args: argparse.Namespace) -> int:
     import yaml
 
     from .kernels import execute_notebook
+    from .shards import claim_gpu
 
+    if args.claim_gpu:
+        claim_gpu()  # the kernel inherits CUDA_VISIBLE_DEVICES
     parameters = {name: yaml.safe_load(value) for name, value in args.parameter}  # 3 -> int, [0] -> list
     execute_notebook(args.input, args.output, parameters=parameters, parameters_file=args.parameters_file,
                      cwd=args.cwd, kernel_name=args.kernel, log_output=args.log_output)
@@ -281,18 +284,18 @@ def _plan(args: argparse.Namespace) -> int:
 
     from . import plans, shards
 
-    rows, seen = [], set()
+    rows, unique = [], {}
     for notebook in args.notebooks or list(plans.PLANS):
         p = shards.parameters(notebook, args.profile, data_root=args.data_root)
         for row in shards.estimate(notebook, p, args.shards, args.tflops):
-            keys = row.pop("keys")
-            row["shared"] = sum(k in seen for k in keys)  # the same work as an earlier notebook's: one job
-            seen.update(keys)
+            costs = row.pop("costs")
+            row["shared"] = sum(k in unique for k in costs)  # an earlier notebook's work: one job
+            unique.update({k: v for k, v in costs.items() if k not in unique})
             rows.append(row)
     table = pd.DataFrame(rows)
-    own = 1 - table.shared / table.jobs.where(table.jobs > 0, 1)  # what a shared job adds: nothing
-    totals = table[["image_iterations", "tflop", "gpu_hours"]].mul(own, axis=0).sum()
-    totals["jobs"] = (table.jobs - table.shared).sum()
+    totals = pd.Series({"jobs": len(unique), "image_iterations": sum(c[0] for c in unique.values()),
+                        "tflop": sum(c[1] for c in unique.values())})
+    totals["gpu_hours"] = totals.tflop / args.tflops / 3600
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:,.1f}".format):
         print(table.drop(columns="assumed").to_string(index=False))
     for notebook, note in table.groupby("notebook", sort=False).assumed.first().items():
@@ -301,8 +304,8 @@ def _plan(args: argparse.Namespace) -> int:
     print(f"in all (shared jobs once): {int(totals.jobs):,} jobs, {int(totals.image_iterations):,} image x "
           f"iterations at most, "
           f"{totals.tflop:,.0f} TFLOP, about {totals.gpu_hours:,.1f} GPU-hours at {args.tflops:g} TFLOP/s sustained "
-          f"(an assumed rate, not a measurement; a stop rule may end runs earlier). The CPU baselines' jobs "
-          f"need no GPU.")
+          f"(an assumed rate, not a measurement; a stop rule may end runs earlier); the longest job about "
+          f"{table.longest_job_minutes.max():,.1f} GPU-minutes. The CPU baselines' jobs need no GPU.")
     return 0
 
 
@@ -406,7 +409,9 @@ def parser() -> argparse.ArgumentParser:
     j.add_argument("--results-dir", default=None, help="the notebook's results folder (its run cache is beside it)")
     j.add_argument("--device", default=None, help="as the notebook's device parameter (default: the profile's)")
     j.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                   help="a notebook parameter over the profile's, its value read as YAML (as papermill -p)")
+                   help="a notebook parameter over the profile's, its value read as YAML")
+    j.add_argument("--claim-gpu", action="store_true", help="with several GPUs visible, take one no other job of "
+                   "this machine holds (a lock per device) and see only that one")
     j.add_argument("--quiet", action="store_true")
     j.set_defaults(func=_shard)
 
@@ -420,6 +425,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("-k", "--kernel", default="python3")
     r.add_argument("--cwd", default=None, help="the kernel's working folder")
     r.add_argument("--log-output", action="store_true", help="stream the cells' output to this process's")
+    r.add_argument("--claim-gpu", action="store_true", help="as for shard: the kernel sees one GPU of its own")
     r.set_defaults(func=_notebook)
 
     n = sub.add_parser("plan", help="the dry run: jobs, image x iterations and estimated GPU-hours of each "

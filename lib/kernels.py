@@ -35,7 +35,8 @@ def execute_notebook(input_path, output_path, *, parameters=None, parameters_fil
 
     ``parameters_file``: a YAML file of parameters (papermill's ``-f``); ``parameters`` override
     it. ``cwd``: the kernel's working folder. A failing cell raises papermill's
-    ``PapermillExecutionError`` and leaves neither ``output_path`` nor a temporary file.
+    ``PapermillExecutionError``; ``output_path`` is not written, and the notebook as far as it
+    ran, its error included, is left at :func:`failed_path` for inspection.
     """
     import papermill
     from papermill.iorw import read_yaml_file, write_ipynb
@@ -57,6 +58,14 @@ def execute_notebook(input_path, output_path, *, parameters=None, parameters_fil
         nb.metadata.papermill["output_path"] = str(out)  # not the temporary name
         write_ipynb(nb, str(part))
         os.replace(part, out)
-    finally:
-        part.unlink(missing_ok=True)
+    except BaseException:
+        if part.exists():  # what ran, with the error in its cell: <name>.failed.ipynb, never <name>
+            os.replace(part, failed_path(out))
+        raise
     return nb
+
+
+def failed_path(output_path) -> Path:
+    """Where a run that stopped at an error leaves its partly executed notebook."""
+    out = Path(output_path)
+    return out.with_name(f"{out.stem}.failed.ipynb")

@@ -71,7 +71,10 @@ def random_affine(generators: list[torch.Generator], rotation: float = 15.0, sca
         angle, k = math.radians(a * rotation), 1 + s * scale
         c, si = math.cos(angle) * k, math.sin(angle) * k
         thetas.append([[c, -si, 2 * shift * tx], [si, c, 2 * shift * ty]])
-    return torch.tensor(thetas, device=device)
+    theta = torch.tensor(thetas)
+    if torch.device(device).type == "cuda":  # from pinned memory, without waiting for the device
+        return theta.pin_memory().to(device, non_blocking=True)
+    return theta.to(device)
 
 
 def warp(t: torch.Tensor, theta: torch.Tensor, padding: str = "zeros") -> torch.Tensor:

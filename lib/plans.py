@@ -89,6 +89,19 @@ def s3net_losses(forms: Sequence[str], loss_forms: Sequence[str], iterations: in
     return (Grid("loss combinations", tuple(methods)),)
 
 
+def _region_sets(p: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    return {name: names for name, names in (
+        ("synthetic", ("synthetic_images", "synthetic_size")),
+        (f"bsds500/{p.get('bsds_split', 'test')}", ("bsds_images", "bsds_split", "data_root")),
+        ("voc2012", ("voc_images", "voc_ground_truth", "voc_void", "data_root"))) if p.get(names[0], 0)}
+
+
+def _lesion_sets(p: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    return {name: names for name, names in (
+        ("synthetic_lesions", ("synthetic_images", "synthetic_size")), ("ph2", ("ph2_images", "data_root")),
+        ("lung_ct", ("lung_images", "data_root"))) if p.get(names[0], 0)}
+
+
 def _region_images(p: Mapping[str, Any], missing: str, require: bool = True) -> study.Opened:
     return _call(study.evaluation_sets, p, missing=missing, require=require)
 
@@ -106,10 +119,13 @@ class Plan:
     grids: Callable[..., tuple[Grid, ...]]
     images: Callable[..., study.Opened]  # (parameters, missing_data, require=True)
     evaluator: Callable[[Mapping[str, Any]], Evaluator]
+    #: parameters -> the image sets ``images`` opens (as ``Opened.sets`` names them), each with the
+    #: parameters that choose its images; known without reading any image
+    sets: Callable[[Mapping[str, Any]], dict[str, tuple[str, ...]]]
 
 
-_REGIONS = {"images": _region_images, "evaluator": lambda p: RegionEvaluator()}
-_LESIONS = {"images": _lesion_images,
+_REGIONS = {"images": _region_images, "evaluator": lambda p: RegionEvaluator(), "sets": _region_sets}
+_LESIONS = {"images": _lesion_images, "sets": _lesion_sets,
             "evaluator": lambda p: LesionEvaluator(dilation=p["dilation"], min_interior=p["min_interior"])}
 PLANS: dict[str, Plan] = {
     "kanezaki2018": Plan(kanezaki2018, **_REGIONS),

@@ -2,7 +2,7 @@
 
 A paper-profile table is thousands of (configuration, seed, image) runs, each independent. The
 Snakefile (``--config shards=N``) runs them as jobs of one configuration, one seed and one
-shard of the images (every N-th image: image i goes to shard i mod N), each writing its
+shard of one image set (every N-th image of it: image i goes to shard i mod N), each writing its
 per-image records into the profile's run cache (``lib/runs.py``), and then the notebook itself,
 which finds every record cached and only gathers and reports. The jobs come from the notebook's
 own grids (``lib/plans.py``) and parameter file, so the two cannot drift apart. A CPU grid of
@@ -34,21 +34,22 @@ from .files import write_json
 @dataclass(frozen=True)
 class Job:
     """One cluster job: configuration ``config`` of grid ``grid`` (None: all of a CPU grid's),
-    seed ``seed``, images ``shard`` (1-based) of ``shards``."""
+    seed ``seed``, of image set ``images`` the part ``shard`` (1-based) of ``shards``."""
 
     grid: str
     config: int | None
     seed: int
+    images: str
     shard: int
     shards: int
 
     @property
     def name(self) -> str:
         which = "all" if self.config is None else str(self.config)
-        return f"{_slug(self.grid)}-{which}-seed{self.seed}-{self.shard}of{self.shards}"
+        return f"{_slug(self.grid)}-{which}-seed{self.seed}-{_slug(self.images)}-{self.shard}of{self.shards}"
 
 
-_NAME = re.compile(r"^(?P<grid>[a-z0-9_]+)-(?P<config>all|\d+)-seed(?P<seed>-?\d+)-(?P<shard>\d+)of(?P<shards>\d+)$")
+_NAME = re.compile(r"^[a-z0-9_]+-(all|\d+)-seed-?\d+-[a-z0-9_]+-\d+of(?P<shards>\d+)$")
 
 
 def _slug(name: str) -> str:
@@ -74,14 +75,16 @@ def jobs(notebook: str, p: Mapping[str, Any], shards: int) -> list[Job]:
 
     if shards < 1:
         raise study.ParameterError(f"shards={shards}: expected an integer >= 1")
+    sets = list(plans.PLANS[notebook].sets(p))  # each image set sharded on its own: see work_key
     out = []
     for grid in plans.grids(notebook, p):
         if grid.gpu:
-            out += [Job(grid.name, i, seed, k, shards) for i, m in enumerate(grid.methods)
-                    for seed in grid_seeds(m, p["seeds"]) for k in range(1, shards + 1)]
+            out += [Job(grid.name, i, seed, images, k, shards) for i, m in enumerate(grid.methods)
+                    for seed in grid_seeds(m, p["seeds"]) for images in sets for k in range(1, shards + 1)]
         else:  # cheap: one job for all configurations of a seed and shard
             seeds = sorted({s for m in grid.methods for s in grid_seeds(m, p["seeds"])}, key=list(p["seeds"]).index)
-            out += [Job(grid.name, None, seed, k, shards) for seed in seeds for k in range(1, shards + 1)]
+            out += [Job(grid.name, None, seed, images, k, shards) for seed in seeds for images in sets
+                    for k in range(1, shards + 1)]
     return out
 
 
@@ -89,7 +92,7 @@ def find(notebook: str, p: Mapping[str, Any], name: str) -> Job:
     """The job called ``name`` (as :attr:`Job.name` writes it), checked against the grids."""
     m = _NAME.match(name)
     if not m:
-        raise study.ParameterError(f"job {name!r}: expected <grid>-<config|all>-seed<seed>-<shard>of<shards>")
+        raise study.ParameterError(f"job {name!r}: expected <grid>-<config|all>-seed<seed>-<images>-<shard>of<shards>")
     known = {j.name: j for j in jobs(notebook, p, int(m["shards"]))}
     if name not in known:
         raise study.ParameterError(f"job {name!r} is not one of {notebook}'s jobs with these parameters "
@@ -97,24 +100,21 @@ def find(notebook: str, p: Mapping[str, Any], name: str) -> Job:
     return known[name]
 
 
-#: the parameters that choose a notebook's images and how they are shrunk and scored
-_IMAGE_PARAMETERS = ("synthetic_images", "synthetic_size", "bsds_images", "bsds_split", "voc_images",
-                     "voc_ground_truth", "voc_void", "ph2_images", "lung_images", "data_root", "max_side",
-                     "batch_size", "device", "dilation", "min_interior")
-
-
 def work_key(notebook: str, p: Mapping[str, Any], job: Job) -> str:
-    """What a job computes, as a name: its configurations' cache keys, its seed and shard, and the
-    parameters that choose and score its images. Two notebooks whose jobs have the same key (the
-    same configuration on the same images: kanezaki2018 and kanezaki2018_depth at M = 1..5) share
-    one job and its records."""
+    """What a job computes, as a name: its configurations' cache keys, its seed, its image set
+    and the parameters that choose those images, its shard, the image size and the evaluator (not
+    where or in what batches it runs: that does not change which records it writes). Notebooks
+    whose jobs have the same key share one job and its records: kanezaki2018_depth's grid is
+    kanezaki2018's in the paper profile, and dynamicseg runs on BSDS500 what kanezaki2018 and
+    dynamicseg_mu run there too."""
     return keyed_jobs(notebook, p, job.shards, [job])[0][0]
 
 
 def keyed_jobs(notebook: str, p: Mapping[str, Any], shards: int,
-               selected: Sequence[Job] | None = None) -> list[tuple[str, Job, bool]]:
-    """(work key, job, wants a GPU) for every job of ``notebook`` (or the ``selected`` ones),
-    its grids built once."""
+               selected: Sequence[Job] | None = None) -> list[tuple[str, Job, Any]]:
+    """(work key, job, its grid) for every job of ``notebook`` (or the ``selected`` ones), the
+    grids built once. The key leaves ``keep_labels`` out: a job that keeps the label maps serves
+    a notebook that does not need them too (the Snakefile prefers it)."""
     import hashlib
     import json
 
@@ -122,8 +122,11 @@ def keyed_jobs(notebook: str, p: Mapping[str, Any], shards: int,
     from .methods.base import params_key
 
     grids = {g.name: g for g in plans.grids(notebook, p)}
-    shared = {"images": {k: p[k] for k in _IMAGE_PARAMETERS if k in p},
-              "evaluator": plans.PLANS[notebook].evaluator(p).key}
+    from .runs import CACHE_VERSION
+
+    plan = plans.PLANS[notebook]
+    sets = plan.sets(p)
+    shared = {"cache": CACHE_VERSION, "evaluator": plan.evaluator(p).key, "max_side": p.get("max_side")}
     keys = {}  # (grid, config) -> (its methods' cache keys, a readable name)
     out = []
     for job in jobs(notebook, p, shards) if selected is None else selected:
@@ -133,9 +136,11 @@ def keyed_jobs(notebook: str, p: Mapping[str, Any], shards: int,
             which = _slug(grid.name) if job.config is None else _slug(methods[0].label())
             keys[job.grid, job.config] = ([params_key(m) for m in methods], which)
         methods, which = keys[job.grid, job.config]
-        what = {**shared, "methods": methods, "keep_labels": grid.keep_labels, "seed": job.seed}
+        what = {**shared, "methods": methods, "seed": job.seed,
+                "images": [job.images, {k: p.get(k) for k in sets[job.images]}]}
         digest = hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:10]
-        out.append((f"{which}-seed{job.seed}-{job.shard}of{job.shards}-{digest}", job, grid.gpu))
+        images = _slug(job.images)
+        out.append((f"{which}-seed{job.seed}-{images}-{job.shard}of{job.shards}-{digest}", job, grid))
     return out
 
 
@@ -155,7 +160,7 @@ def run_job(notebook: str, p: Mapping[str, Any], job: Job, *, progress: bool = F
     plan = plans.PLANS[notebook]
     grid = next(g for g in plans.grids(notebook, p) if g.name == job.grid)
     opened = plan.images(p, p.get("missing_data", "fail"))
-    samples = [s for group in opened.sets.values() for s in group][job.shard - 1 :: job.shards]
+    samples = list(opened.sets.get(job.images, []))[job.shard - 1 :: job.shards]  # none when absent (skip)
     folder = paths.results_dir(p["profile"], notebook, p.get("results_dir"))
     store = folder.parent / "cache"  # as study.setup: the profile's run cache
     device = resolve_device(p["device"])
@@ -191,7 +196,7 @@ def claim_gpu(lock_dir: str | os.PathLike | None = None, wait: float = 3600.0) -
 
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
-        ids = [d for d in visible.split(",") if d.strip()]
+        ids = [d.strip() for d in visible.split(",") if d.strip()]
     else:
         try:
             listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30).stdout
@@ -205,7 +210,7 @@ def claim_gpu(lock_dir: str | os.PathLike | None = None, wait: float = 3600.0) -
     deadline = time.monotonic() + wait
     while True:
         for device in ids:
-            handle = open(folder / f"gpu-{device}.lock", "w")
+            handle = open(folder / f"gpu-{device.replace('/', '_')}.lock", "w")  # MIG ids hold '/'
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -226,25 +231,40 @@ _HELD: list[Any] = []
 # --------------------------------------------------------------------------------------------
 # the dry run: how much work each table is, before any of it runs
 
-#: the image counts and a typical size of each dataset when it is not downloaded yet
-OFFICIAL = {"bsds500": (200, (321, 481)), "voc2012": (150, (375, 500)), "ph2": (200, (576, 768)),
-            "lung_ct": (267, (512, 512))}
+#: each dataset's image count, a typical size, and the parameter that asks for the first N
+OFFICIAL = {"bsds500": (200, (321, 481), "bsds_images"), "voc2012": (150, (375, 500), "voc_images"),
+            "ph2": (200, (576, 768), "ph2_images"), "lung_ct": (267, (512, 512), "lung_images")}
 
 
 def iteration_flops(method: Any, shapes: Sequence[Sequence[int]]) -> float:
     """FLOPs of one self-training iteration of ``method`` (forward and backward, every layer)
     on each image of ``shapes`` (H, W), summed. Counted by PyTorch's FlopCounterMode as the
-    difference of runs of 2 and 1 iterations on a small image, scaled by the pixels the network
-    sees: the image's (the networks are fully convolutional at the image's resolution), or a
-    fixed square's (S3-Net's code form)."""
+    difference of runs of 2 and 1 iterations on a small image (once per configuration), scaled by
+    the pixels the network sees: the image's (the networks are fully convolutional at the image's
+    resolution), or a fixed square's (S3-Net's code form)."""
+    per_image = _small_image_flops(method)
+    if getattr(method.config, "size", None):  # the same cost for every image
+        return per_image * len(shapes)
+    return per_image * sum(h * w for h, w in shapes) / (_SMALL[0] * _SMALL[1])
+
+
+_SMALL = (48, 64)
+_FLOPS: dict[str, float] = {}  # configuration's cache key -> FLOPs of one iteration at _SMALL
+
+
+def _small_image_flops(method: Any) -> float:
     from dataclasses import replace
 
     import numpy as np
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    small = (48, 64)
-    image = np.random.default_rng(0).integers(0, 256, (*small, 3), dtype=np.uint8)
+    from .methods.base import params_key
+
+    key = params_key(method)
+    if key in _FLOPS:
+        return _FLOPS[key]
+    image = np.random.default_rng(0).integers(0, 256, (*_SMALL, 3), dtype=np.uint8)
     counts = []
     forced = os.environ.get("SEGSTUDY_LAYOUT")
     os.environ["SEGSTUDY_LAYOUT"] = "nchw"  # no layout probe: its trial passes are not the loop's
@@ -259,45 +279,53 @@ def iteration_flops(method: Any, shapes: Sequence[Sequence[int]]) -> float:
             del os.environ["SEGSTUDY_LAYOUT"]
         else:
             os.environ["SEGSTUDY_LAYOUT"] = forced
-    per_image = counts[1] - counts[0]
-    if getattr(method.config, "size", None):  # the same cost for every image
-        return per_image * len(shapes)
-    return per_image * sum(h * w for h, w in shapes) / (small[0] * small[1])
+    _FLOPS[key] = counts[1] - counts[0]
+    return _FLOPS[key]
 
 
 def estimate(notebook: str, p: Mapping[str, Any], shards: int, tflops: float) -> list[dict[str, Any]]:
-    """One row per grid of ``notebook``: configurations, jobs (and their work keys), images, runs, image x iterations
-    (at most: a stop rule may end a run earlier), TFLOPs and accelerator hours at ``tflops``
-    TFLOP/s sustained (an assumption, not a measurement). Datasets not downloaded count at their
-    full size and a typical image size, and the row says so."""
+    """One row per grid of ``notebook``: configurations, jobs, images, runs, and per job (by work
+    key, so that work two notebooks share counts once) its image x iterations (at most: a stop
+    rule may end a run earlier) and TFLOPs; the row's sums, its accelerator hours and its longest
+    job's minutes at ``tflops`` TFLOP/s sustained (an assumption, not a measurement). Datasets not
+    downloaded count with the images asked for at a typical size, and the row says so."""
     from . import plans
     from .data import resize_image
     from .runs import grid_seeds
 
     opened = plans.PLANS[notebook].images(p, "skip", require=False)
-    shapes = [resize_image(s.image, p.get("max_side")).shape[:2] for group in opened.sets.values() for s in group]
+    shapes = {name: [resize_image(s.image, p.get("max_side")).shape[:2] for s in group]
+              for name, group in opened.sets.items()}
     assumed = []
-    for name in opened.absent:  # not downloaded: the full dataset at a typical size
-        n, (h, w) = OFFICIAL[name]
+    for name in opened.absent:  # not downloaded: the images asked for, at a typical size
+        n, (h, w), parameter = OFFICIAL[name]
+        n = min(n, p[parameter]) if p.get(parameter, -1) > 0 else n
         side = p.get("max_side")
         if side and max(h, w) > side:
             h, w = round(h * side / max(h, w)), round(w * side / max(h, w))
-        shapes += [(h, w)] * n
+        shapes[next((s for s in plans.PLANS[notebook].sets(p) if s.split("/")[0] == name), name)] = [(h, w)] * n
         assumed.append(f"{name} not found: {n} images of {h}x{w} assumed")
+    images = sum(len(v) for v in shapes.values())
     all_jobs = keyed_jobs(notebook, p, shards)
     rows = []
     for grid in plans.grids(notebook, p):
-        keys = [key for key, job, _ in all_jobs if job.grid == grid.name]
-        row = {"notebook": notebook, "grid": grid.name, "configurations": len(grid.methods),
-               "jobs": len(keys), "keys": keys, "images": len(shapes),
-               "runs": sum(len(grid_seeds(m, p["seeds"])) for m in grid.methods) * len(shapes),
-               "image_iterations": 0, "tflop": 0.0}
-        if grid.gpu:
-            for m in grid.methods:
-                repeats = len(grid_seeds(m, p["seeds"])) * m.config.iterations
-                row["image_iterations"] += repeats * len(shapes)
-                row["tflop"] += repeats * iteration_flops(m, shapes) / 1e12
-        row["gpu_hours"] = row["tflop"] / tflops / 3600 if grid.gpu else None
-        row["assumed"] = "; ".join(assumed)
-        rows.append(row)
+        costs = {}  # work key -> (image x iterations, TFLOP)
+        for key, job, _ in all_jobs:
+            if job.grid != grid.name:
+                continue
+            part = shapes.get(job.images, [])[job.shard - 1 :: job.shards]
+            if not grid.gpu:
+                costs[key] = (0, 0.0)
+                continue
+            m = grid.methods[job.config]
+            costs[key] = (len(part) * m.config.iterations, m.config.iterations * iteration_flops(m, part) / 1e12)
+        tflop = sum(c[1] for c in costs.values())
+        rows.append({
+            "notebook": notebook, "grid": grid.name, "configurations": len(grid.methods), "jobs": len(costs),
+            "costs": costs, "images": images,
+            "runs": sum(len(grid_seeds(m, p["seeds"])) for m in grid.methods) * images,
+            "image_iterations": sum(c[0] for c in costs.values()), "tflop": tflop,
+            "gpu_hours": tflop / tflops / 3600 if grid.gpu else None,
+            "longest_job_minutes": max(c[1] for c in costs.values()) / tflops / 60 if grid.gpu and costs else None,
+            "assumed": "; ".join(assumed)})
     return rows

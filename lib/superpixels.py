@@ -2,8 +2,8 @@
 
 Within each superpixel S_k every pixel's label is replaced by the most frequent label c_max.
 :class:`SuperpixelVote` does this for a whole batch in three tensor operations on the model's
-device (one ``bincount`` over (superpixel, label) pairs, an ``argmax``, a gather): no Python loop
-over superpixels or pixels. Ties go to the smallest label, as ``np.argmax`` over the sorted
+device (one count of (superpixel, label) pairs into a table of known size, an ``argmax``, a
+gather): no Python loop over superpixels or pixels, and nothing that makes the host wait. Ties go to the smallest label, as ``np.argmax`` over the sorted
 ``np.unique`` labels does in the authors' loop.
 """
 
@@ -40,7 +40,7 @@ class SuperpixelVote:
         maps = [torch.as_tensor(np.asarray(s), dtype=torch.long) for s in superpixels]
         counts = torch.tensor([int(m.max()) + 1 for m in maps])
         offsets = torch.cumsum(counts, 0) - counts
-        # one id per (image, superpixel), so a single bincount serves the whole batch
+        # one id per (image, superpixel), so a single count serves the whole batch
         self.ids = torch.stack([m + o for m, o in zip(maps, offsets)]).to(device).flatten(1)
         self.n_superpixels = int(counts.sum())
         self.classes = classes
@@ -49,7 +49,9 @@ class SuperpixelVote:
         """``(B, H, W)`` argmax labels -> refined labels c' of the same shape."""
         shape = labels.shape
         q = self.classes
-        votes = torch.bincount((self.ids * q + labels.flatten(1)).flatten(), minlength=self.n_superpixels * q)
+        pairs = (self.ids * q + labels.flatten(1)).flatten()
+        votes = torch.zeros(self.n_superpixels * q, dtype=torch.long, device=labels.device)
+        votes.scatter_add_(0, pairs, torch.ones_like(pairs))  # bincount would read max() on the host
         winner = votes.view(self.n_superpixels, q).argmax(1)  # first maximum = smallest label
         return winner[self.ids].view(shape)
 

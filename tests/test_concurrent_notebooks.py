@@ -87,7 +87,7 @@ def test_concurrent_runs_each_talk_to_their_own_kernel(tmp_path):
     assert meta["parameters"] == {"value": 0, "label": "from-yaml"}
 
 
-def test_failing_notebook_leaves_no_output(tmp_path, monkeypatch):
+def test_failing_notebook_leaves_no_output_only_what_failed(tmp_path, monkeypatch):
     nb = _notebook(tmp_path / "fails.ipynb", "raise ValueError('boom')")
     sockets = tmp_path / "tmp"
     sockets.mkdir()
@@ -96,5 +96,7 @@ def test_failing_notebook_leaves_no_output(tmp_path, monkeypatch):
     with pytest.raises(papermill.PapermillExecutionError) as err:
         execute_notebook(nb, out / "fails.ipynb", parameters={"value": 1})
     assert err.value.ename == "ValueError" and "boom" in err.value.evalue
-    assert not list(out.iterdir())  # neither the output nor a temporary file
+    assert [p.name for p in out.iterdir()] == ["fails.failed.ipynb"]  # no output, no temporary file
+    failed = nbformat.read(out / "fails.failed.ipynb", as_version=4)
+    assert any(o.get("ename") == "ValueError" for c in failed.cells for o in c.get("outputs", []))
     assert not list(sockets.iterdir())

@@ -11,11 +11,12 @@ import torch
 
 from lib.data.synthetic import SyntheticScenes
 from lib.losses import pseudo_label_cross_entropy
-from lib.loops import count_labels, self_train, stop_at_labels
+from lib.loops import count_labels, per_image, self_train, stop_at_labels
 from lib.methods import Kanezaki2018
 from lib.methods.kanezaki2018 import Kanezaki2018Config
 from lib.models import Kanezaki2018Net
 from lib.runtime import generator
+from lib.superpixels import SuperpixelVote
 
 
 def CE(response, labels, n_labels):
@@ -192,7 +193,7 @@ def test_stop_rule_after_one_update_keeps_labels_of_that_update():
     twin = copy.deepcopy(net)
     # every image has <= 10**6 labels: each stops after its first update
     result = self_train(net, x, iterations=5, lr=0.1, momentum=0.9, loss=CE,
-                        stop=stop_at_labels(10**6), sync_every=1)  # stops at once: weights as left
+                        stop=stop_at_labels(10**6))
     np.testing.assert_array_equal(result.iterations, [1, 1])
     assert result.loss_history.shape == (2, 1)
 
@@ -211,32 +212,40 @@ def test_stop_rule_after_one_update_keeps_labels_of_that_update():
     np.testing.assert_array_equal(result.labels, after)
 
 
-def test_checking_for_the_end_less_often_changes_no_result():
-    """The host asks whether every image stopped once per sync_every iterations; the iterations
-    run after the last stop change no label, count or history."""
+class LateAnswer:
+    """all_stopped as a GPU gives it: the answer of ``lag`` iterations ago."""
+
+    def __init__(self, lag):
+        self.lag, self.seen = lag, []
+
+    def __call__(self, done):
+        self.seen.append(bool(done.all()))
+        return len(self.seen) > self.lag and self.seen[-1 - self.lag]
+
+
+def test_learning_late_that_every_image_stopped_changes_no_result(monkeypatch):
+    """On a GPU the host learns that every image stopped a few iterations late; the iterations
+    run meanwhile change no label, count, history or snapshot."""
     x = _images(3)
     runs = {}
-    for every in (1, 4, 16):
+    for lag in (0, 3, 20):
+        monkeypatch.setattr(per_image, "all_stopped", lambda device, lag=lag: LateAnswer(lag))
         torch.manual_seed(0)
-        runs[every] = self_train(_net("abc"), x, iterations=12, lr=0.5, momentum=0.9, loss=CE,
-                                 stop=lambda n_labels, updates: updates >= torch.tensor([2, 5, 3]),
-                                 snapshots=(0, 2, 5, 6, 11),
-                                 sync_every=every)
-    ref = runs[1]
+        runs[lag] = self_train(_net("abc"), x, iterations=12, lr=0.5, momentum=0.9, loss=CE,
+                               stop=lambda n_labels, updates: updates >= torch.tensor([2, 5, 3]),
+                               snapshots=(0, 2, 5, 6, 11))
+    ref = runs[0]
     np.testing.assert_array_equal(ref.iterations, [2, 5, 3])  # each image stopped on its own
-    for every, r in runs.items():
-        np.testing.assert_array_equal(r.labels, ref.labels, err_msg=str(every))
+    for lag, r in runs.items():
+        np.testing.assert_array_equal(r.labels, ref.labels, err_msg=str(lag))
         np.testing.assert_array_equal(r.iterations, ref.iterations)
         np.testing.assert_array_equal(r.label_history, ref.label_history)
         np.testing.assert_array_equal(r.loss_history, ref.loss_history)
-        assert sorted(r.snapshots) == sorted(ref.snapshots)
-    with pytest.raises(ValueError, match="sync_every"):
-        self_train(_net("a"), _images(1), iterations=1, lr=0.1, momentum=0.9, loss=CE, sync_every=0)
+        assert sorted(r.snapshots) == sorted(ref.snapshots) == [0, 2, 5]
 
 
-def test_the_loop_waits_on_the_host_once_per_sync_every_iterations(monkeypatch):
-    """Every way a tensor reaches Python (bool, int, float, item, tolist, numpy, cpu) is counted:
-    32 more iterations add 32 / sync_every of them, whatever the loop does per iteration."""
+def _count_host_reads(monkeypatch):
+    """Every way a tensor's value reaches Python (bool, int, float, item, tolist, numpy, cpu)."""
     calls = []
     for name in ("__bool__", "__int__", "__float__", "__index__", "item", "tolist", "numpy", "cpu"):
         original = getattr(torch.Tensor, name)
@@ -246,14 +255,52 @@ def test_the_loop_waits_on_the_host_once_per_sync_every_iterations(monkeypatch):
             return _original(self, *args, **kwargs)
 
         monkeypatch.setattr(torch.Tensor, name, counted)
+    return calls
 
-    def syncs(iterations):
+
+def test_the_loop_reads_nothing_from_the_device_per_iteration(monkeypatch):
+    """Apart from all_stopped (asynchronous on a GPU, see below), 32 more iterations add no read
+    of a tensor's value by the host, with the stop rule and Kanezaki's superpixel vote in the loop."""
+    monkeypatch.setattr(per_image, "all_stopped", lambda device: (lambda done: False))
+    x = _images(2)
+    vote = SuperpixelVote([np.arange(48).reshape(6, 8) // 8] * 2, SMALL["classes"])
+
+    def refined_ce(response, labels, n_labels):
+        return pseudo_label_cross_entropy(response, vote(labels))
+
+    calls = _count_host_reads(monkeypatch)
+
+    def reads(iterations):
         calls.clear()
-        self_train(_net("ab"), _images(2), iterations=iterations, lr=0.1, momentum=0.9, loss=CE,
-                   stop=stop_at_labels(0), sync_every=8)  # never stops: every iteration runs
+        self_train(_net("ab"), x, iterations=iterations, lr=0.1, momentum=0.9, loss=refined_ce,
+                   stop=stop_at_labels(0))  # never stops: every iteration runs
         return len(calls)
 
-    assert syncs(64) - syncs(32) == 32 // 8
+    assert reads(64) == reads(32)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_on_cuda_the_loop_never_waits_for_the_device():
+    """CUDA's own sync check: 32 more iterations add no synchronising call."""
+    import warnings
+
+    x = _images(2).cuda()
+    vote = SuperpixelVote([np.arange(48).reshape(6, 8) // 8] * 2, SMALL["classes"], device="cuda")
+
+    def synchronising(iterations):
+        net = _net("ab").cuda()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                self_train(net, x, iterations=iterations, lr=0.1, momentum=0.9, stop=stop_at_labels(0),
+                           loss=lambda r, labels, n: pseudo_label_cross_entropy(r, vote(labels)))
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        return len(caught)
+
+    synchronising(2)  # warm-up: the layout probe, cuDNN's choices
+    assert synchronising(64) == synchronising(32)
 
 
 def test_one_step_changes_every_models_parameters():

@@ -33,9 +33,9 @@ def test_jobs_are_the_notebooks_grids_by_seed_and_shard():
     assert len(cpu) == 2 * 3  # the cheap grid: one job per (seed, shard) for all its configurations
     assert len({j.name for j in jobs}) == len(jobs)
     assert shards.find("kanezaki2018", p, cnn[5].name) == cnn[5]
-    assert cpu[0].name == "baselines-all-seed0-1of3"
+    assert cpu[0].name == "baselines-all-seed0-synthetic-1of3"
     with pytest.raises(ParameterError, match="not one of kanezaki2018's jobs"):
-        shards.find("kanezaki2018", p, "kanezaki2018-7-seed0-1of3")  # there is no 8th configuration
+        shards.find("kanezaki2018", p, "kanezaki2018-7-seed0-synthetic-1of3")  # there is no 8th configuration
     with pytest.raises(ParameterError, match="expected <grid>"):
         shards.find("kanezaki2018", p, "kanezaki2018 0")
     with pytest.raises(ParameterError, match="shards=0"):
@@ -46,13 +46,17 @@ def test_jobs_are_the_notebooks_grids_by_seed_and_shard():
 
 def test_two_notebooks_that_need_the_same_work_share_its_job():
     """kanezaki2018_depth's paper grid (M = 1..5, both forms) is kanezaki2018's Table 1 grid:
-    each of its jobs has the work key of one of kanezaki2018's; the baselines' are its own."""
+    each of its jobs has the work key of one of kanezaki2018's. dynamicseg's four DynamicSeg rows
+    are in dynamicseg_mu's sweep: on BSDS500 they share jobs (dynamicseg's VOC images are its own),
+    though dynamicseg keeps the label maps and dynamicseg_mu does not."""
     keys = {}
-    for notebook in ("kanezaki2018", "kanezaki2018_depth"):
+    for notebook in ("kanezaki2018", "kanezaki2018_depth", "dynamicseg", "dynamicseg_mu"):
         p = shards.parameters(notebook, "paper")
         keys[notebook] = {shards.work_key(notebook, p, j) for j in shards.jobs(notebook, p, shards=2)}
     assert len(keys["kanezaki2018_depth"]) == 2 * 5 * 3 * 2  # forms x M x seeds x shards
     assert keys["kanezaki2018_depth"] < keys["kanezaki2018"]
+    shared = keys["dynamicseg"] & keys["dynamicseg_mu"]
+    assert len(shared) == 4 * 3 * 2 and all("bsds500_test" in k for k in shared)
     smoke = {nb: {shards.work_key(nb, p, j) for j in shards.jobs(nb, p, shards=2)}
              for nb in ("kanezaki2018", "kanezaki2018_depth") for p in [shards.parameters(nb, "smoke")]}
     assert not smoke["kanezaki2018"] & smoke["kanezaki2018_depth"]  # other image sizes: other work
@@ -115,7 +119,7 @@ def test_shards_run_at_once_give_the_unsharded_table(tmp_path, monkeypatch):
 def test_a_killed_job_reruns_only_its_unfinished_images(tmp_path, monkeypatch):
     notebook = "kanezaki2018_depth"
     p = _params(notebook, tmp_path)
-    job = shards.find(notebook, p, "depths-0-seed0-1of1")  # both images, one at a time on CPU
+    job = shards.find(notebook, p, "depths-0-seed0-synthetic-1of1")  # both images, one at a time on CPU
     original, calls = Kanezaki2018.run, []
 
     def dies_on_the_second_image(self, *args, **kwargs):

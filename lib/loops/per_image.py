@@ -17,15 +17,18 @@ after its last update (as demo.py does when it saves its result) and leaves the 
 others go on. The number of updates each image received and its label count at every
 iteration are recorded.
 
-The loop does not wait on the host within an iteration: labels are counted, the stop rule
-checked and stopped images' labels kept on the device, and the host asks whether every image
-has stopped once per ``sync_every`` iterations, so a GPU runs ahead of Python. The iterations
-this may add after the last image stopped change nothing (a stopped image's labels are kept
-and it receives no gradient); the histories are cut at the last update.
+The loop never makes the host wait for the device: labels are counted (with sizes known in
+advance: no ``bincount``), the stop rule checked and stopped images' labels kept on the device.
+Whether every image has stopped reaches the host through :func:`all_stopped`: at once on a
+CPU, and on a GPU as a flag copied asynchronously into pinned memory, read once the copy has
+landed, a few iterations later. The iterations the loop may run meanwhile change no result
+(a stopped image's labels are already kept and it gets no gradient); its histories are cut at
+the last update.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -48,11 +51,36 @@ class LoopResult:
 
 
 def count_labels(labels: torch.Tensor, classes: int) -> torch.Tensor:
-    """``(B, H, W)`` labels -> ``(B,)`` number of distinct labels per image (one bincount)."""
-    B = labels.shape[0]
-    offsets = torch.arange(B, device=labels.device)[:, None] * classes
-    present = torch.bincount((labels.flatten(1) + offsets).flatten(), minlength=B * classes)
-    return (present.view(B, classes) > 0).sum(1)
+    """``(B, H, W)`` labels -> ``(B,)`` number of distinct labels per image. A scatter into a
+    ``(B, classes)`` table: unlike ``bincount``, whose CUDA kernel reads the largest label on
+    the host to size its output, it never waits for the device."""
+    present = torch.zeros(labels.shape[0], classes, dtype=torch.bool, device=labels.device)
+    return present.scatter_(1, labels.flatten(1), True).sum(1)
+
+
+class all_stopped:
+    """Tells the host whether every image has stopped, without waiting for the device: on a CPU
+    at once; on CUDA from ``done.all()`` copied into pinned memory without blocking, answered
+    once that copy has landed (at most ``depth`` iterations behind, then it waits)."""
+
+    def __init__(self, device: torch.device, depth: int = 8):
+        self.cuda, self.depth = device.type == "cuda", depth
+        self.pending: deque = deque()  # (event, pinned flag) of the last iterations
+
+    def __call__(self, done: torch.Tensor) -> bool:
+        if not self.cuda:
+            return bool(done.all())
+        flag = torch.empty((), dtype=torch.bool, pin_memory=True)
+        flag.copy_(done.all(), non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        self.pending.append((event, flag))
+        if len(self.pending) > self.depth:
+            self.pending[0][0].synchronize()
+        stopped = False
+        while self.pending and self.pending[0][0].query():
+            stopped |= bool(self.pending.popleft()[1])  # host memory: reading it waits for nothing
+        return stopped
 
 
 Loss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -79,7 +107,6 @@ def self_train(
     progress: bool = False,
     desc: str = "self-training",
     snapshots: Sequence[int] = (),
-    sync_every: int = 16,
 ) -> LoopResult:
     """Run the loop above on ``x`` of shape ``(B, C, H, W)``; see the module docstring.
 
@@ -89,12 +116,9 @@ def self_train(
         stop: ``(n_labels, updates) -> (B,) bool``, checked after each update with the label
             count of that update's forward pass (None: run all ``iterations``).
         snapshots: keep the argmax labels seen after these numbers of updates (for figures).
-        sync_every: iterations between the host's checks that every image has stopped.
     """
     if iterations < 0:
         raise ValueError(f"iterations={iterations} must be >= 0")
-    if sync_every < 1:
-        raise ValueError(f"sync_every={sync_every} must be >= 1")
     B = x.shape[0]
     device = x.device
     if hasattr(model, "layout"):
@@ -107,8 +131,9 @@ def self_train(
     label_hist, loss_hist = [], []
     classes = 0
     kept: dict[int, np.ndarray] = {}
+    finished = all_stopped(device)
     bar = tqdm(total=iterations, desc=desc, disable=not progress, leave=False)
-    for t in range(iterations):
+    for _ in range(iterations):
         response = model(x)
         classes = response.shape[1]
         labels = response.argmax(1)
@@ -119,7 +144,7 @@ def self_train(
             final = torch.zeros_like(labels)
         final = torch.where(stopping[:, None, None], labels, final)  # a mask index would sync
         done |= stopping
-        if t % sync_every == sync_every - 1 and bool(done.all()):  # the loop's one host sync
+        if finished(done):
             break
         active = ~done
         value = loss(response, labels, n_labels)
