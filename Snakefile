@@ -6,7 +6,7 @@
 # `--configfile` may also hold `parameters:`, notebook parameters that override every profile
 # file's (e.g. seeds: [0] for a first pass), given to the jobs and to papermill alike.
 # With shards=N, each per-image notebook's work runs first as jobs of one configuration, one seed
-# and one N-th of the images (lib/shards.py), built from the notebook's own grids and parameter
+# and one N-th of one image set (lib/shards.py), built from the notebook's own grids and parameter
 # file (lib/plans.py); the notebook then finds every record in the run cache and only reports.
 import shlex
 import sys
@@ -51,8 +51,8 @@ def work(nb):
 
 
 NEEDS = {nb: work(nb) for nb in NOTEBOOKS}  # the jobs each notebook's gathering waits for
-WORK = {}  # work key -> (notebook, job name, wants a GPU): one job for work notebooks share,
-for nb, keyed in NEEDS.items():  # run by a notebook that keeps the label maps if one does
+WORK = {}  # work key -> (notebook, job name, wants a GPU, keeps label maps): one job for work that
+for nb, keyed in NEEDS.items():  # notebooks share, run as one that keeps the label maps if any does
     for key, (job, grid) in keyed.items():
         if key not in WORK or (grid.keep_labels and not WORK[key][3]):
             WORK[key] = (nb, job, grid.gpu, grid.keep_labels)
