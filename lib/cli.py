@@ -244,12 +244,16 @@ def _index(args: argparse.Namespace) -> int:
     return 0
 
 
-def _overrides(args: argparse.Namespace) -> dict:
-    """Parameters given on the command line, each ``-p`` value read as YAML as papermill reads it."""
+def _given(args: argparse.Namespace) -> dict:
+    """The ``-p NAME VALUE`` parameters, each value read as YAML: 3 -> int, [0] -> list."""
     import yaml
 
-    given = {name: yaml.safe_load(value) for name, value in args.parameter}
-    return {**given, "data_root": args.data_root, "results_dir": args.results_dir, "device": args.device}
+    return {name: yaml.safe_load(value) for name, value in args.parameter}
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    """Parameters given on the command line, as papermill would give them to the notebook."""
+    return {**_given(args), "data_root": args.data_root, "results_dir": args.results_dir, "device": args.device}
 
 
 def _shard(args: argparse.Namespace) -> int:
@@ -266,15 +270,12 @@ def _shard(args: argparse.Namespace) -> int:
 
 
 def _notebook(args: argparse.Namespace) -> int:
-    import yaml
-
     from .kernels import execute_notebook
     from .shards import claim_gpu
 
     if args.claim_gpu:
         claim_gpu()  # the kernel inherits CUDA_VISIBLE_DEVICES
-    parameters = {name: yaml.safe_load(value) for name, value in args.parameter}  # 3 -> int, [0] -> list
-    execute_notebook(args.input, args.output, parameters=parameters, parameters_file=args.parameters_file,
+    execute_notebook(args.input, args.output, parameters=_given(args), parameters_file=args.parameters_file,
                      cwd=args.cwd, kernel_name=args.kernel, log_output=args.log_output)
     return 0
 
@@ -404,7 +405,7 @@ def parser() -> argparse.ArgumentParser:
     j.add_argument("notebook", help="a per-image notebook: kanezaki2018, kanezaki2018_depth, dynamicseg, "
                    "dynamicseg_mu, s3net, s3net_losses")
     j.add_argument("--profile", required=True, choices=["smoke", "demo", "paper"])
-    j.add_argument("--job", required=True, help="the job's name, <grid>-<config|all>-seed<seed>-<shard>of<shards>")
+    j.add_argument("--job", required=True, help="the job's name, <grid>-<config|all>-seed<seed>-<images>-<shard>of<shards>")
     j.add_argument("--data-root", default=None)
     j.add_argument("--results-dir", default=None, help="the notebook's results folder (its run cache is beside it)")
     j.add_argument("--device", default=None, help="as the notebook's device parameter (default: the profile's)")

@@ -120,10 +120,9 @@ def keyed_jobs(notebook: str, p: Mapping[str, Any], shards: int,
 
     from . import plans
     from .methods.base import params_key
-
-    grids = {g.name: g for g in plans.grids(notebook, p)}
     from .runs import CACHE_VERSION
 
+    grids = {g.name: g for g in plans.grids(notebook, p)}
     plan = plans.PLANS[notebook]
     sets = plan.sets(p)
     shared = {"cache": CACHE_VERSION, "evaluator": plan.evaluator(p).key, "max_side": p.get("max_side")}
@@ -165,11 +164,12 @@ def run_job(notebook: str, p: Mapping[str, Any], job: Job, *, progress: bool = F
     store = folder.parent / "cache"  # as study.setup: the profile's run cache
     device = resolve_device(p["device"])
     methods = grid.methods if job.config is None else (grid.methods[job.config],)
+    evaluator = plan.evaluator(p)
     computed = cached = 0
     for method in methods:
         if job.seed not in grid_seeds(method, p["seeds"]):
             continue
-        records = run_method(method, samples, [job.seed], store, evaluator=plan.evaluator(p),
+        records = run_method(method, samples, [job.seed], store, evaluator=evaluator,
                              max_side=p.get("max_side"), device=device, batch_size=p.get("batch_size") or None,
                              keep_labels=grid.keep_labels, progress=progress)
         computed += sum(r.computed for r in records)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import REPO
+from conftest import REPO, shared_datasets
 from lib import plans, shards
 from lib.methods import Kanezaki2018
 from lib.runs import run_grid
@@ -60,6 +60,20 @@ def test_two_notebooks_that_need_the_same_work_share_its_job():
     smoke = {nb: {shards.work_key(nb, p, j) for j in shards.jobs(nb, p, shards=2)}
              for nb in ("kanezaki2018", "kanezaki2018_depth") for p in [shards.parameters(nb, "smoke")]}
     assert not smoke["kanezaki2018"] & smoke["kanezaki2018_depth"]  # other image sizes: other work
+
+
+@pytest.mark.parametrize("notebook", sorted(plans.PLANS))
+def test_the_plans_name_the_image_sets_the_notebooks_open(notebook):
+    """Jobs are cut per image set from names known without reading an image: they must be the
+    names the notebook's own image loader gives its sets."""
+    p = shards.parameters(notebook, "smoke", bsds_images=0)
+    plan = plans.PLANS[notebook]
+    assert set(plan.sets(p)) == set(plan.images(p, "fail").sets)
+    root = shared_datasets()
+    if root is not None:  # the demo profile's real sets (BSDS500, PH2, lung CT) where staged
+        p = shards.parameters(notebook, "demo", data_root=str(root))
+        opened = plan.images(p, "skip")
+        assert set(opened.sets) <= set(plan.sets(p)) and len(opened.sets) >= 2
 
 
 def test_the_notebooks_call_the_plans():
