@@ -13,14 +13,16 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 export SEGSTUDY_DATA_ROOT := $(DATA_ROOT)
 
-.PHONY: env results paper test data verify benchmark lab clean
+COURSE ?= course
+SIZE ?= demo
+.PHONY: env results paper test data verify benchmark lab coursework clean
 
 $(UV):
 	$(PYTHON) -m venv .uv
 	.uv/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
 $(STAMP): pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --compile-bytecode --extra test --extra slurm --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode --extra test --extra slurm --extra teach --python $(PYTHON)
 	touch $@
 
 env: $(STAMP)  ## create .venv from uv.lock (torch 2.13.0 + torchvision 0.28.0 from PyPI)
@@ -46,6 +48,9 @@ verify: env
 
 benchmark: env  ## seconds per iteration (CPU, and CUDA when present)
 	$(VENV)/bin/python -m lib benchmark --reference
+
+coursework: env  ## nbgrader course folder $(COURSE)/ from notebooks/coursework/ (SIZE=demo|smoke), solutions checked
+	$(VENV)/bin/python -m lib coursework --course $(COURSE) --size $(SIZE) --check
 
 lab: env
 	$(VENV)/bin/jupyter lab notebooks

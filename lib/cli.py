@@ -6,6 +6,7 @@
 - ``download bsds500|oxford_pet|stanford_background|voc2012|voc2012_aug`` / ``verify bsds500|stanford_background``:
   get a dataset / check a copy.
 - ``benchmark``: seconds per iteration of the per-image loop (see ``lib/benchmark.py``).
+- ``coursework [--size smoke|demo] [--check]``: the nbgrader course folder (``lib/coursework.py``).
 - ``index [RESULTS]``: rebuild ``results/README.md`` from the notebooks' outputs.
 """
 
@@ -237,6 +238,17 @@ def _benchmark(args: argparse.Namespace) -> int:
     return bench(args)
 
 
+def _coursework(args: argparse.Namespace) -> int:
+    from .coursework import CourseworkError, build
+
+    try:
+        build(args.course, size=args.size, only=args.only, check=args.check)
+    except CourseworkError as exc:
+        raise CLIError(str(exc)) from exc
+    print(f"course folder: {Path(args.course).resolve()} (teacher's guide: README.md there)")
+    return 0
+
+
 def _index(args: argparse.Namespace) -> int:
     from .report import write_index
 
@@ -437,6 +449,16 @@ def parser() -> argparse.ArgumentParser:
     n.add_argument("--tflops", type=float, default=25.0, help="assumed sustained TFLOP/s of one GPU")
     n.add_argument("--data-root", default=None)
     n.set_defaults(func=_plan)
+
+    c = sub.add_parser("coursework", help="build the nbgrader course folder from notebooks/coursework/ "
+                       "(lib/coursework.py): source/ with solutions, release/ with stubs, README.md")
+    c.add_argument("--course", default="course", help="the course folder (default: ./course)")
+    c.add_argument("--size", default="demo", choices=["smoke", "demo"], help="the runs on real images: demo "
+                   "(a few minutes each on a laptop) or smoke (seconds, for the tests)")
+    c.add_argument("--only", nargs="+", default=None, metavar="NAME", help="these assignments only")
+    c.add_argument("--check", action="store_true", help="run every solution top to bottom; its time goes "
+                   "into the guide")
+    c.set_defaults(func=_coursework)
 
     i = sub.add_parser("index", help="rebuild results/README.md")
     i.add_argument("results", nargs="?", default="results")

@@ -48,7 +48,7 @@ def lexicographic_permutations(n_items: int) -> np.ndarray:
     return perms
 
 
-def _greedy_max_hamming(n_items: int, n: int, seed: int) -> np.ndarray:
+def greedy_max_hamming(n_items: int, n: int, seed: int) -> np.ndarray:
     """Noroozi & Favaro's greedy set as the authors' ``generate_maximal_hamming_set`` runs it, for
     any number of items: the first permutation drawn at random (here ``np.random.default_rng(seed)``;
     the authors use Python's ``random.randint`` seeded with 42, so the two sets differ), then ``n - 1``
@@ -82,7 +82,7 @@ def permutation_set(tiles: int, n: int = 30, seed: int = 0) -> torch.Tensor:
     if tiles == 4:
         return torch.from_numpy(lexicographic_permutations(4).astype(np.int64))
     if tiles == 9:
-        return torch.from_numpy(_greedy_max_hamming(9, n, seed))
+        return torch.from_numpy(greedy_max_hamming(9, n, seed))
     raise ValueError(f"tiles={tiles}: JigsawGAN cuts images into 4 (2x2) or 9 (3x3) tiles")
 
 

@@ -13,9 +13,12 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
+import sys
+
 import matplotlib
 
-matplotlib.use("Agg")  # headless, and the same pixels everywhere
+if "ipykernel" not in sys.modules:  # headless; in a notebook the inline backend shows the figures
+    matplotlib.use("Agg")  # savefig draws with Agg either way: the same pixels everywhere
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 

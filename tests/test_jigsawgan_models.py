@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lib.jigsaw import (_greedy_max_hamming, hamming_distances, hamming_summary, lexicographic_permutations,
+from lib.jigsaw import (greedy_max_hamming, hamming_distances, hamming_summary, lexicographic_permutations,
                         permutation_set, random_shuffle, shuffle_tiles)
 from lib.losses import code_form_jigsaw_floor, discriminator_loss, generator_loss, segmentation_loss
 from lib.models import Discriminator, Generator, SegmentationNet
@@ -171,7 +171,7 @@ def _slow_greedy(n_items: int, n: int, seed: int) -> list[tuple[int, ...]]:
 
 @pytest.mark.parametrize("n_items,n,seed", [(5, 30, 0), (5, 12, 3), (5, 120, 1), (4, 24, 2), (6, 40, 9)])
 def test_vectorised_greedy_matches_the_slow_version(n_items, n, seed):
-    fast = _greedy_max_hamming(n_items, n, seed)
+    fast = greedy_max_hamming(n_items, n, seed)
     assert [tuple(p) for p in fast.tolist()] == _slow_greedy(n_items, n, seed)
 
 

@@ -45,7 +45,9 @@ AUTHORS_FILE_SCHEMES = {"DynamicSeg_SCF.py": ("fsf", 15.0)}
 
 
 def continuity_weight(scheme: str, mu: float, n_labels: torch.Tensor) -> torch.Tensor:
-    """w(q') of the module docstring, for a ``(B,)`` tensor of current label counts q'."""
+    """The continuity weight w(q') for a ``(B,)`` tensor of current label counts q' (DynamicSeg
+    Sec. III-B): ``"fixed"`` mu (Kim et al.), ``"fsf"`` q'/mu (Eq. 2), ``"scf"`` mu/q' (Eq. 3),
+    as ``(B,)`` floats; a ``ValueError`` for any other scheme."""
     q = n_labels.to(torch.float32)
     if scheme == "fixed":
         return torch.full_like(q, float(mu))

@@ -55,8 +55,10 @@ def image_miou(pred: np.ndarray, segmentations: Sequence[np.ndarray], connectivi
         raise ValueError("the Kim mIoU needs at least one ground-truth segmentation")
     pred = label_map(pred, "pred")
     segmentations = [label_map(gt, f"segmentations[{k}]") for k, gt in enumerate(segmentations)]
-    segments = relabel_connected(pred, connectivity)
-    return ImageMIoU.from_ious([iou_matrix(segments, gt) for gt in segmentations])
+    segments = relabel_connected(pred, connectivity)  # step 1: 4-connected segments
+    ious = [iou_matrix(segments, gt) for gt in segmentations]  # (predicted, ground truth) per annotator
+    best = tuple(iou.max(axis=0) for iou in ious)  # step 2: best IoU of each ground-truth segment
+    return ImageMIoU(scores=best, n_segments=len(ious[0]))
 
 
 def pooled_miou(images: Iterable[ImageMIoU]) -> dict[str, float]:

@@ -63,15 +63,18 @@ def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, classes: int,
 
 
 def _ratio(num: float, den: float) -> float:
+    """``num / den``, or nan when ``den`` is 0 (e.g. a class with no pixel)."""
     return num / den if den > 0 else math.nan
 
 
 def _mean(values: Sequence[float]) -> float:
+    """The mean of the values that are not nan; nan when none is."""
     defined = [v for v in values if not math.isnan(v)]
     return sum(defined) / len(defined) if defined else math.nan
 
 
 def _names(classes: int, names: Sequence[str] | None) -> list[str]:
+    """``names`` as a list, or ``"0"``, ``"1"``, ... when None; a ``ValueError`` unless there is one per class."""
     if names is None:
         return [str(c) for c in range(classes)]
     if len(names) != classes:
