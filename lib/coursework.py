@@ -32,6 +32,7 @@ import ast
 import copy
 import importlib
 import inspect
+import json
 import os
 import platform
 import shutil
@@ -46,7 +47,7 @@ from typing import Iterable, Sequence
 import nbformat
 import yaml
 
-from .files import write_text
+from .files import write_json, write_text
 from .paths import REPO_ROOT
 
 TEMPLATES = REPO_ROOT / "notebooks" / "coursework"
@@ -246,6 +247,8 @@ class Assignment:
     tests: list[tuple[str, float, bool]]  # (grade_id, points, has hidden tests)
     seconds: float | None = None  # solution run top to bottom (check)
     mutations: list[dict] = field(default_factory=list)
+    size: str | None = None  # of the build that made the course's copy
+    machine: str | None = None  # where ``seconds`` was measured
 
     @property
     def points(self) -> float:
@@ -298,7 +301,20 @@ def build(course: str | os.PathLike, size: str = "demo", only: Sequence[str] | N
         log(f"{name}: source/{name}, release/{name}"
             + (f", solution ran in {info.seconds:.0f} s" if info.seconds is not None else ""))
         done.append(info)
-    write_text(course / "README.md", guide(done, course, size))
+    # the guide covers every assignment in the folder, with the last measured time of each
+    record = course / "coursework.json"
+    runs = json.loads(record.read_text()) if record.is_file() else {}
+    for info in done:
+        runs[info.name] = {"size": size, "seconds": info.seconds, "machine": _cpu()}
+    write_json(record, runs)
+    present = [n for n in templates() if (course / "source" / n / f"{n}.ipynb").is_file()]
+    described = []
+    for n in present:
+        info = describe(n)
+        run = runs.get(n, {})
+        info.seconds, info.size, info.machine = run.get("seconds"), run.get("size"), run.get("machine")
+        described.append(info)
+    write_text(course / "README.md", guide(described))
     return done
 
 
@@ -307,20 +323,22 @@ def build(course: str | os.PathLike, size: str = "demo", only: Sequence[str] | N
 
 
 def _cpu() -> str:
+    """The CPU model and thread count, for the guide's times."""
+    model = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} threads"
+                model = line.split(":", 1)[1].strip()
+                break
     except OSError:
         pass
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} threads"
+    return f"{model}, {os.cpu_count()} threads, {platform.system()}"
 
 
-def guide(assignments: Iterable[Assignment], course: Path, size: str) -> str:
+def guide(assignments: Iterable[Assignment]) -> str:
     """The teacher's guide (``<course>/README.md``): what each assignment teaches, where in the
     paper, the measured time of its solution, and the nbgrader commands."""
     assignments = list(assignments)
-    timed = any(a.seconds is not None for a in assignments)
     lines = [
         "# Coursework: the segmentation papers, written by students, graded by nbgrader",
         "",
@@ -329,21 +347,23 @@ def guide(assignments: Iterable[Assignment], course: Path, size: str) -> str:
         "so what students write is checked against what makes the study's tables. Templates:",
         "`notebooks/coursework/`; edit those, then rebuild (never edit `source/` by hand).",
         "",
-        f"Size of the runs on real images: **{size}**"
-        + (" (seconds; the tests' size)." if size == "smoke" else " (a few minutes on a laptop CPU)."),
+        "Size of the runs on real images: `demo` (the default: a few minutes on a laptop CPU) or",
+        "`smoke` (seconds; the tests' size). Solution run: the source notebook executed top to",
+        "bottom, kernel start included, when the build ran with `--check`.",
         "",
-        "| assignment | paper, section | students write | tests (points) | solution run |",
-        "|---|---|---|---|---|",
+        "| assignment | paper, section | students write | tests (points) | size | solution run |",
+        "|---|---|---|---|---|---|",
     ]
+    machines = sorted({a.machine for a in assignments if a.seconds is not None and a.machine})
     for a in assignments:
         writes = ", ".join(f"`{r.partition(':')[2]}`" for r in a.solutions)
         tests = ", ".join(f"{g} ({p:g}{', hidden part' if h else ''})" for g, p, h in a.tests)
         when = f"{a.seconds:.0f} s" if a.seconds is not None else "not run"
-        lines.append(f"| **{a.name}**: {a.title} | {a.paper}, {a.section} | {writes} | {tests} | {when} |")
+        lines.append(f"| **{a.name}**: {a.title} | {a.paper}; {a.section} | {writes} | {tests} | "
+                     f"{a.size or ''} | {when} |")
     lines += [""]
-    if timed:
-        lines += [f"Solution run: the source notebook executed top to bottom (kernel start included) on "
-                  f"{_cpu()}, {platform.system()}; a student's laptop should be within a factor of two.", ""]
+    if machines:
+        lines += [f"Measured on: {'; '.join(machines)}.", ""]
     lines += ["## What each assignment teaches", ""]
     for a in assignments:
         lines += [f"### {a.name}: {a.title}", "", f"{a.paper}, {a.section}.", "", a.teaches, "",

@@ -15,7 +15,8 @@ def _pyproject():
 
 def test_environment_yml_matches_pyproject():
     project = _pyproject()
-    wanted = set(project["dependencies"]) | set(project["optional-dependencies"]["test"])
+    extras = project["optional-dependencies"]
+    wanted = set(project["dependencies"]) | set(extras["test"]) | set(extras["teach"])
     env = yaml.safe_load((REPO / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
     assert set(pip) - {"-e ."} == wanted
