@@ -35,7 +35,6 @@ import inspect
 import json
 import os
 import platform
-import shutil
 import sys
 import tempfile
 import textwrap
@@ -192,11 +191,11 @@ def source_notebook(name: str, size: str = "demo") -> nbformat.NotebookNode:
 # The course folder
 
 
-def _nbgrader_config(course: Path) -> str:
+def _nbgrader_config() -> str:
+    """nbgrader's settings for the course folder (its root is the folder nbgrader runs in)."""
     return (f"# written by `python -m lib coursework`; see README.md in this folder\n"
             f"c = get_config()  # noqa: F821\n"
             f"c.CourseDirectory.course_id = {COURSE_ID!r}\n"
-            f"c.CourseDirectory.root = {str(course)!r}\n"
             f"c.ExecutePreprocessor.timeout = {CELL_TIMEOUT}\n")
 
 
@@ -281,7 +280,7 @@ def build(course: str | os.PathLike, size: str = "demo", only: Sequence[str] | N
     if unknown:
         raise CourseworkError(f"unknown assignment(s) {', '.join(unknown)}; known: {', '.join(templates())}")
     course.mkdir(parents=True, exist_ok=True)
-    write_text(course / "nbgrader_config.py", _nbgrader_config(course))
+    write_text(course / "nbgrader_config.py", _nbgrader_config())
     api = nbgrader_api(course)
     done = []
     for name in names:
