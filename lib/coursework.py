@@ -365,7 +365,8 @@ def guide(assignments: Iterable[Assignment]) -> str:
         lines += [f"Measured on: {'; '.join(machines)}.", ""]
     lines += ["## What each assignment teaches", ""]
     for a in assignments:
-        lines += [f"### {a.name}: {a.title}", "", f"{a.paper}, {a.section}.", "", a.teaches, "",
+        lines += [f"### {a.name}: {a.title}", "",
+                  f"*Paper:* {a.paper}. *From:* {a.section}.", "", a.teaches, "",
                   "Solutions come from: " + ", ".join(f"`{r}`" for r in a.solutions) + ".", ""]
     lines += [
         "## Grading with nbgrader",
