@@ -74,29 +74,38 @@ def _kim2020_step(images, layers, device):
     return model, x, lambda r, labels, q: pseudo_label_cross_entropy(r, labels) + 5.0 * continuity_loss(r)
 
 
-def _s3net_seconds(form: str):
-    def seconds(images, layers, iterations, device) -> float:
-        # min_labels=0: the stop rule off, so every timed iteration runs (the model is rebuilt per call)
-        seeds = list(range(len(images)))
-        S3Net(form=form, iterations=1, min_labels=0).optimise(images, seeds, device)  # warm-up, layout probe
+def _per_iteration(run, iterations: int, device: torch.device) -> float:
+    """Seconds per iteration of ``run(n)``, a loop of ``n`` updates: ``(t(n) - t(0)) / n`` after
+    one warm-up run (layout probe, kernels). ``t(0)`` is what a loop costs besides its updates
+    (building the networks, the forward pass for the final labels), which the per-iteration
+    times of demo.py's progress lines leave out too."""
+    run(1)
+
+    def seconds(n: int) -> float:
         _sync(device)
         start = time.perf_counter()
-        S3Net(form=form, iterations=iterations, min_labels=0).optimise(images, seeds, device)
+        run(n)
         _sync(device)
-        return (time.perf_counter() - start) / iterations
+        return time.perf_counter() - start
+
+    fixed = seconds(0)
+    return max(seconds(iterations) - fixed, 0.0) / iterations
+
+
+def _s3net_seconds(form: str):
+    def seconds(images, layers, iterations, device) -> float:
+        # min_labels=0: the stop rule off, so every iteration runs (the model is rebuilt per call)
+        seeds = list(range(len(images)))
+        return _per_iteration(lambda n: S3Net(form=form, iterations=n, min_labels=0).optimise(images, seeds, device),
+                              iterations, device)
     return seconds
 
 
 def _self_train_seconds(build):
     def seconds(images, layers, iterations, device) -> float:
         model, x, loss = build(images, layers, device)
-        self_train(model, x, iterations=1, lr=0.1, momentum=0.9, loss=loss)  # warm-up (layout probe, kernels)
-        _sync(device)
-        start = time.perf_counter()
-        self_train(model, x, iterations=iterations, lr=0.1, momentum=0.9, loss=loss)
-        _sync(device)
-        # self_train ends with one extra forward pass for the final labels; count it in, conservatively
-        return (time.perf_counter() - start) / iterations
+        return _per_iteration(lambda n: self_train(model, x, iterations=n, lr=0.1, momentum=0.9, loss=loss),
+                              iterations, device)
     return seconds
 
 
@@ -270,6 +279,11 @@ def main(args: argparse.Namespace) -> int:
         result["published_demo_seconds_per_iteration"] = time_published_demo(args.authors_demo, image, args.iterations)
         result["speedup_vs_published_demo"] = (result["published_demo_seconds_per_iteration"]
                                                / result["study_seconds_per_iteration"])
+    if args.method == "kanezaki2018":  # how close the loop comes to the machine's matrix product rate
+        gflop = kanezaki2018_gflop(image.shape[0] * image.shape[1], args.layers)
+        result["network_gflop_per_iteration"] = gflop
+        result["study_gflops"] = gflop / result["study_seconds_per_iteration"]
+        result["machine_sgemm_gflops"] = sgemm_gflops(device)
     if args.reference:
         result["speedup_vs_reference"] = result["reference_seconds_per_iteration"] / result["study_seconds_per_iteration"]
         if args.authors_demo:  # 1.0: the reference is as fast as the published script
@@ -279,6 +293,28 @@ def main(args: argparse.Namespace) -> int:
             result["reference_with_tuned_allocator_seconds_per_iteration"] = time_reference_loop(image, args.layers, args.iterations, device)
     print_result(result, args.json)
     return 0
+
+
+def kanezaki2018_gflop(pixels: int, layers: int, p: int = 100, q: int = 100) -> float:
+    """Floating-point operations (GFLOP) of the convolutions in one forward and backward pass of
+    the Kanezaki 2018 network (Sec. 2.1: 3x3 3 -> p, M - 1 times 3x3 p -> p, 1x1 p -> q): a
+    multiply-add counts 2; the backward pass computes the weight gradients of all layers and the
+    input gradients of all but the first (the image needs none)."""
+    first, middle, last = 2 * pixels * 3 * 9 * p, 2 * pixels * p * p * 9 * (layers - 1), 2 * pixels * p * q
+    return (first + middle + last + first + 2 * middle + 2 * last) / 1e9
+
+
+def sgemm_gflops(device: torch.device, n: int = 4096) -> float:
+    """The machine's float32 matrix product rate: an n x n product, the best of three."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    best = float("inf")
+    for _ in range(4):  # the first one warms up
+        _sync(device)
+        start = time.perf_counter()
+        a @ b
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n ** 3 / best / 1e9
 
 
 def print_result(result: dict, as_json: bool) -> None:

@@ -14,17 +14,23 @@ operations inside the kernels (like the batch size: see ``lib/runs.py``).
 
 ``SEGSTUDY_LAYOUT=nchw`` (or ``channels_last``, or ``conv=channels_last,norm=nchw``) skips the
 probe and forces a layout.
+
+:func:`fastest` is the same measurement for any choice between ways of doing the same work; S3-Net's
+dilated depthwise convolutions use it too (``lib/models/s3net.py``: oneDNN's 7x7 dilation-3 kernel
+ran 3x slower than the same sums over the image's 3 x 3 interleaved sub-grids on a 2-core AMD EPYC).
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -78,6 +84,7 @@ def machine(device: torch.device) -> str:
     return f"{where} | torch {torch.__version__}"
 
 
+@functools.lru_cache(maxsize=None)
 def _cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -93,11 +100,13 @@ def _cache_file() -> Path:
 
 
 _CHOSEN: dict[str, str] = {}  # this process's choices, also when the cache file cannot be written
+_NAMES: dict[str, str] = {}  # cache key -> the name given to fastest()
 
 
 def chosen() -> dict[str, str]:
-    """The layouts this process has used: ``{"input (B, C, H, W)": layout}`` (for the benchmark)."""
-    return {key.rsplit("| ", 1)[-1]: value for key, value in _CHOSEN.items()}
+    """What this process chose: ``{name: choice}``, e.g. ``{"Kanezaki2018Net 103400 parameters |
+    input (1, 3, 321, 481)": "nchw"}`` (printed by the benchmark)."""
+    return {_NAMES.get(key, key): value for key, value in _CHOSEN.items()}
 
 
 def choose(model: torch.nn.Module, x: torch.Tensor) -> Layout:
@@ -106,23 +115,53 @@ def choose(model: torch.nn.Module, x: torch.Tensor) -> Layout:
     forced = os.environ.get("SEGSTUDY_LAYOUT")
     if forced:
         return parse(forced)
-    key = f"{machine(x.device)} | {type(model).__name__} {sum(p.numel() for p in model.parameters())} " \
-          f"parameters | input {tuple(x.shape)}"
+    name = f"{type(model).__name__} {sum(p.numel() for p in model.parameters())} parameters | input {tuple(x.shape)}"
+    return parse(fastest(name, {str(layout): _probe_step(model, x, layout) for layout in CANDIDATES}, x.device))
+
+
+def fastest(name: str, steps: dict[str, Callable[[], object]], device: torch.device, rounds: int = 3) -> str:
+    """The key of the fastest of ``steps`` (calls doing the same work in different ways), read
+    from the cache or measured: after one warm-up call each, ``rounds`` interleaved rounds, the
+    best time of each kept. Interleaving matters on a shared machine: a slow moment (another
+    process, a burst of page faults) then costs every candidate alike instead of deciding the
+    choice. Cached under the machine and ``name``; what this process chose is in :func:`chosen`.
+    """
+    key = f"{machine(device)} | {name}"
+    _NAMES[key] = name
     if key not in _CHOSEN:
         cached = _read_cache().get(key)
         if cached is not None:
             _CHOSEN[key] = cached["layout"]
         else:
-            seconds = {str(layout): time_step(model, x, layout) for layout in CANDIDATES}
+            seconds = measure(steps, device, rounds)
             _CHOSEN[key] = min(seconds, key=seconds.get)
             _write_cache(key, {"layout": _CHOSEN[key], "seconds": seconds})
-    return parse(_CHOSEN[key])
+    return _CHOSEN[key]
 
 
-def time_step(model: torch.nn.Module, x: torch.Tensor, layout: Layout, repeats: int = 2) -> float:
-    """Seconds for one forward + backward pass of a copy of ``model`` in ``layout`` (the best of
-    ``repeats`` after a warm-up). The copy leaves the model, its gradients and every random
-    generator untouched, so probing changes no result."""
+def measure(steps: dict[str, Callable[[], object]], device: torch.device, rounds: int = 3) -> dict[str, float]:
+    """Best seconds of each step over ``rounds`` interleaved rounds, after one warm-up call each."""
+    def timed(step: Callable[[], object]) -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - start
+
+    for step in steps.values():
+        step()
+    best = dict.fromkeys(steps, float("inf"))
+    for _ in range(rounds):
+        for key, step in steps.items():
+            best[key] = min(best[key], timed(step))
+    return best
+
+
+def _probe_step(model: torch.nn.Module, x: torch.Tensor, layout: Layout) -> Callable[[], None]:
+    """One forward and backward pass of a copy of ``model`` in ``layout``. The copy leaves the
+    model, its gradients and every random generator untouched, so probing changes no result."""
     probe = copy.deepcopy(model)
     probe.layout = layout
     x = x.detach()
@@ -135,17 +174,7 @@ def time_step(model: torch.nn.Module, x: torch.Tensor, layout: Layout, repeats: 
         for p in probe.parameters():
             p.grad = None
 
-    step()
-    best = float("inf")
-    for _ in range(repeats):
-        if x.is_cuda:
-            torch.cuda.synchronize(x.device)
-        start = time.perf_counter()
-        step()
-        if x.is_cuda:
-            torch.cuda.synchronize(x.device)
-        best = min(best, time.perf_counter() - start)
-    return best
+    return step
 
 
 def _read_cache() -> dict:

@@ -87,7 +87,7 @@ def test_the_probe_is_measured_once_cached_and_recorded(monkeypatch, tmp_path):
 
     # the next process reads the choice back instead of measuring again
     monkeypatch.setattr(layouts, "_CHOSEN", {})
-    monkeypatch.setattr(layouts, "time_step", lambda *a, **k: pytest.fail("measured twice"))
+    monkeypatch.setattr(layouts, "measure", lambda *a, **k: pytest.fail("measured twice"))
     model = Kanezaki2018Net(1, 2, generators=[generator(0)])
     assert str(layouts.choose(model, torch.rand(1, 3, 20, 28))) == entry["layout"]
 
@@ -107,20 +107,37 @@ def test_probing_changes_no_result(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("k, dilation", [(3, 1), (5, 1), (5, 2), (7, 3)])
 @pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
-def test_depthwise_backward_equals_pytorchs(k, dilation, memory_format):
-    """S3-Net's I-LKA kernels: the backward written as convolutions gives PyTorch's values and
-    gradients (input, weight, bias), in double precision to rounding."""
+@pytest.mark.parametrize("polyphase", [False, True])
+def test_depthwise_backward_equals_pytorchs(k, dilation, memory_format, polyphase):
+    """S3-Net's I-LKA kernels: the backward written as convolutions, and the dilated kernels
+    computed on interleaved sub-grids, give PyTorch's values and gradients (input, weight,
+    bias), in double precision to rounding (17 x 23: sizes no dilation divides)."""
     torch.manual_seed(0)
     pad = dilation * (k // 2)
     ref = torch.nn.Conv2d(12, 12, k, padding=pad, dilation=dilation, groups=12).double()
     new = DepthwiseConv2d(12, 12, k, padding=pad, dilation=dilation, groups=12).double()
     new.load_state_dict(ref.state_dict())
+    new.polyphase = polyphase
     x = torch.randn(2, 12, 17, 23, dtype=torch.double).contiguous(memory_format=memory_format).requires_grad_()
     g = torch.randn(2, 12, 17, 23, dtype=torch.double)
     torch.testing.assert_close(new(x), ref(x))
     for a, b in zip(torch.autograd.grad(new(x), (x, new.weight, new.bias), g),
                     torch.autograd.grad(ref(x), (x, ref.weight, ref.bias), g)):
         torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)
+    with torch.no_grad():
+        torch.testing.assert_close(new(x), ref(x))
+
+
+def test_a_dilated_depthwise_convolution_measures_its_form_once(monkeypatch, tmp_path):
+    monkeypatch.setenv("SEGSTUDY_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(layouts, "_CHOSEN", {})
+    conv = DepthwiseConv2d(4, 4, 7, padding=9, dilation=3, groups=4)
+    conv(torch.rand(1, 4, 30, 32))
+    (entry,) = json.loads((tmp_path / "layouts.json").read_text()).values()
+    assert set(entry["seconds"]) == {"dilated", "polyphase"}
+    assert entry["layout"] == min(entry["seconds"], key=entry["seconds"].get)
+    monkeypatch.setattr(layouts, "measure", lambda *a, **k: pytest.fail("measured twice"))
+    conv(torch.rand(1, 4, 30, 32))
 
 
 def _modules_after(code: str) -> set[str]:

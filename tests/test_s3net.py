@@ -11,25 +11,26 @@ from lib.losses import (edge_aware_continuity, edge_disagreement_constant, head_
                         random_affine, transformation_consistency, warp)
 from lib.methods import S3Net
 from lib.methods.s3net import S3NetConfig
-from lib.models.s3net import ILKA, S3NetNetwork as S3NetModel, deform_conv3x3_sampled
+from lib.models.s3net import ILKA, S3NetNetwork as S3NetModel, deform_conv3x3_sparse
 from lib.runtime import generator
 
 SMALL = dict(channels=6, classes=5, n_blocks=1)
 
 
-def test_sampled_deformable_convolution_equals_torchvision():
+@pytest.mark.parametrize("B, C, cout, H, W", [(2, 3, 4, 7, 9), (1, 5, 2, 6, 6)])
+def test_sparse_deformable_convolution_equals_torchvision(B, C, cout, H, W):
     g = torch.Generator().manual_seed(0)
-    B, C, H, W = 2, 3, 7, 9
     x = torch.randn(1, B * C, H, W, generator=g, requires_grad=True)
     offset = (2 * torch.randn(1, B * 18, H, W, generator=g)).requires_grad_()  # some taps land outside
     mask = torch.rand(1, B * 9, H, W, generator=g, requires_grad=True)
-    w = torch.randn(B * 4, C, 3, 3, generator=g, requires_grad=True)
-    b = torch.randn(B * 4, generator=g, requires_grad=True)
-    ref = deform_conv2d(x, offset, w, b, padding=(1, 1), mask=mask)
-    got = deform_conv3x3_sampled(x, offset, mask, w, b, groups=B)
+    w = torch.randn(B * cout, C, 3, 3, generator=g, requires_grad=True)
+    ref = deform_conv2d(x, offset, w, padding=(1, 1), mask=mask)
+    got = deform_conv3x3_sparse(x, offset, mask, w, groups=B)
     np.testing.assert_allclose(got.detach().numpy(), ref.detach().numpy(), atol=1e-4)
-    for a, c in zip(torch.autograd.grad(ref.sum(), [x, offset, mask, w, b]), torch.autograd.grad(got.sum(), [x, offset, mask, w, b])):
-        np.testing.assert_allclose(c.numpy(), a.numpy(), atol=1e-4)
+    upstream = torch.randn(ref.shape, generator=g)  # not all ones: every output weighs differently
+    expected = torch.autograd.grad(ref, [x, offset, mask, w], upstream)
+    for name, a, c in zip(["x", "offset", "mask", "weight"], expected, torch.autograd.grad(got, [x, offset, mask, w], upstream)):
+        np.testing.assert_allclose(c.numpy(), a.numpy(), atol=1e-4, err_msg=name)
 
 
 def test_ilka_is_its_input_times_an_attention_map():

@@ -37,6 +37,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import layout as layouts
+from ..losses import argmax_labels
 
 
 @dataclass
@@ -136,7 +137,7 @@ def self_train(
     for _ in range(iterations):
         response = model(x)
         classes = response.shape[1]
-        labels = response.argmax(1)
+        labels = argmax_labels(response)
         n_labels = count_labels(labels, classes)
         if len(label_hist) in snapshots:
             kept[len(label_hist)] = labels.cpu().numpy()
@@ -162,7 +163,7 @@ def self_train(
         with torch.no_grad():  # the labels after the last update (demo.py's saved result)
             response = model(x)
         classes = response.shape[1]
-        labels = response.argmax(1)
+        labels = argmax_labels(response)
         final = labels if final is None else torch.where(done[:, None, None], final, labels)
         if len(label_hist) in snapshots:
             kept[len(label_hist)] = labels.cpu().numpy()
