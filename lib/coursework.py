@@ -227,11 +227,13 @@ def run_notebook(path: Path, allow_errors: bool = False, timeout: int = CELL_TIM
     directory); returns the executed notebook and the wall time in seconds."""
     from nbclient import NotebookClient
 
+    from .kernels import private_kernel_config
+
     nb = nbformat.read(path, as_version=4)
-    with tempfile.TemporaryDirectory(prefix="coursework-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="coursework-") as tmp, private_kernel_config() as config:
         start = time.perf_counter()
         NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
-                       resources={"metadata": {"path": tmp}}).execute()
+                       resources={"metadata": {"path": tmp}}, config=config).execute()
         return nb, time.perf_counter() - start
 
 

@@ -15,6 +15,7 @@ temporary name beside ``output_path`` and renamed only once every cell has run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import tempfile
@@ -29,6 +30,17 @@ def _socket_root() -> str:
     return root if len(root) <= _MAX_SOCKET_DIR else "/tmp"
 
 
+@contextlib.contextmanager
+def private_kernel_config():
+    """A traitlets ``Config`` for the kernels started inside this block: ZeroMQ ``ipc`` sockets in
+    a private folder of their own (see the module docstring), removed afterwards."""
+    from traitlets.config import Config
+
+    with tempfile.TemporaryDirectory(prefix="nbk-", dir=_socket_root(), ignore_cleanup_errors=True) as private:
+        yield Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(private, "k"),
+                                        "connection_file": os.path.join(private, "k.json")}})
+
+
 def execute_notebook(input_path, output_path, *, parameters=None, parameters_file=None, cwd=None,
                      kernel_name="python3", log_output=False):
     """Execute ``input_path`` into ``output_path`` with papermill; returns the executed notebook.
@@ -40,7 +52,6 @@ def execute_notebook(input_path, output_path, *, parameters=None, parameters_fil
     """
     import papermill
     from papermill.iorw import read_yaml_file, write_ipynb
-    from traitlets.config import Config
 
     params = dict(read_yaml_file(str(parameters_file)) or {}) if parameters_file else {}
     params.update(parameters or {})
@@ -48,10 +59,7 @@ def execute_notebook(input_path, output_path, *, parameters=None, parameters_fil
     out.parent.mkdir(parents=True, exist_ok=True)
     part = out.with_name(f".{out.name}.{os.getpid()}-{secrets.token_hex(4)}.part.ipynb")
     try:
-        with tempfile.TemporaryDirectory(prefix="nbk-", dir=_socket_root(),
-                                         ignore_cleanup_errors=True) as private:
-            config = Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(private, "k"),
-                                               "connection_file": os.path.join(private, "k.json")}})
+        with private_kernel_config() as config:
             nb = papermill.execute_notebook(str(input_path), str(part), parameters=params,
                                             kernel_name=kernel_name, cwd=None if cwd is None else str(cwd),
                                             log_output=log_output, config=config)

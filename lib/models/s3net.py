@@ -140,9 +140,15 @@ class DepthwiseConv2d(nn.Conv2d):
             return layout.fastest(name, steps, x.device) == "polyphase"
 
 
+def _format_of(x: torch.Tensor) -> torch.memory_format:
+    """channels-last for a tensor stored that way (and not also NCHW-contiguous), else NCHW."""
+    if x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last):
+        return torch.contiguous_format
+    return torch.channels_last
+
+
 def _memory_format(x: torch.Tensor) -> str:
-    return "channels_last" if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
-        and not x.is_contiguous() else "nchw"
+    return "nchw" if _format_of(x) == torch.contiguous_format else "channels_last"
 
 
 class ILKA(nn.Module):
@@ -245,8 +251,9 @@ class _SparseDeformConv3x3(torch.autograd.Function):
         w = weight.reshape(B, cout, C, 9).permute(0, 3, 2, 1).reshape(B, 9 * C, cout)
         out = torch.bmm(taps, w)  # (B, HW, cout)
         ctx.save_for_backward(rows, taps, w, fy, fx, valid, m)
-        ctx.S, ctx.shape = S, (B, C, cout, H, W)
-        return out.transpose(1, 2).reshape(1, B * cout, H, W)
+        ctx.S, ctx.shape, ctx.format = S, (B, C, cout, H, W), _format_of(x)
+        # in the input's memory format, as a convolution's output (see the backward pass)
+        return out.transpose(1, 2).reshape(1, B * cout, H, W).contiguous(memory_format=ctx.format)
 
     @staticmethod
     def backward(ctx, grad):
@@ -258,6 +265,10 @@ class _SparseDeformConv3x3(torch.autograd.Function):
         grad_w = grad_w.reshape(B, 9, C, cout).permute(0, 3, 2, 1).reshape(B * cout, C, 3, 3)
         grad_taps = torch.bmm(g, w.transpose(1, 2)).reshape(B * HW * 9, C)
         grad_x = (_transposed(S) @ grad_taps).reshape(B, HW, C).transpose(1, 2).reshape(1, B * C, H, W)
+        # a fresh tensor in the input's memory format: BatchNorm's CPU backward (torch 2.13) returns
+        # wrong values for a gradient that is a channels-last view whose size-1 batch dimension
+        # has an unusual stride, as the reshape above gives (tests/test_s3net.py checks)
+        grad_x = grad_x.contiguous(memory_format=ctx.format)
         # dots[r, j] = <dtaps of row r, features of its neighbour j>: S's pattern, new values
         dots = torch.sparse.sampled_addmm(S, grad_taps, rows.t(), beta=0.0).values().reshape(-1, 4) * valid
         grad_mask = (dots * torch.cat([(1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx], 1)).sum(1)
