@@ -307,14 +307,7 @@ def kanezaki2018_gflop(pixels: int, layers: int, p: int = 100, q: int = 100) -> 
 def sgemm_gflops(device: torch.device, n: int = 4096) -> float:
     """The machine's float32 matrix product rate: an n x n product, the best of three."""
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    best = float("inf")
-    for _ in range(4):  # the first one warms up
-        _sync(device)
-        start = time.perf_counter()
-        a @ b
-        _sync(device)
-        best = min(best, time.perf_counter() - start)
-    return 2 * n ** 3 / best / 1e9
+    return 2 * n ** 3 / layout.measure({"sgemm": lambda: a @ b}, device)["sgemm"] / 1e9
 
 
 def print_result(result: dict, as_json: bool) -> None:

@@ -123,7 +123,13 @@ class DepthwiseConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.is_cuda:
             return super().forward(x)
-        polyphase = self._polyphase(x) if self.polyphase is None else self.polyphase
+        polyphase = self.polyphase
+        if polyphase is None:  # measured (or read from the cache) once per input shape and layout
+            forms = self.__dict__.setdefault("_forms", {})
+            key = (tuple(x.shape), _memory_format(x))
+            if key not in forms:
+                forms[key] = self._polyphase(x)
+            polyphase = forms[key]
         if not torch.is_grad_enabled():
             return depthwise_same(x, self.weight, self.bias, self.dilation[0], polyphase)
         return _DepthwiseBackward.apply(x, self.weight, self.bias, self.dilation[0], polyphase)
