@@ -34,6 +34,24 @@ def overrides(nb):
     return {k: v for k, v in OVERRIDES.items() if k in study.declared_parameters(nb)}
 
 
+def check_parameters():
+    """Every notebook's parameters as its jobs will run them, checked before any job starts
+    (lib/parameters.py): an override that no notebook has, or a value out of range, stops here."""
+    declared = {name for nb in NOTEBOOKS for name in study.declared_parameters(nb)}
+    unknown = sorted(set(OVERRIDES) - declared)
+    if unknown:
+        raise WorkflowError(f"--configfile parameters: {', '.join(unknown)} is no notebook's parameter; "
+                            f"the notebooks' parameters are: {', '.join(sorted(declared))}")
+    for nb in NOTEBOOKS:
+        try:
+            shards.parameters(nb, PROFILE, data_root=DATA_ROOT or None, **overrides(nb))
+        except study.ParameterError as exc:
+            raise WorkflowError(f"{nb}, profile {PROFILE}: {exc}") from None
+
+
+check_parameters()
+
+
 def set_options(nb):
     """``-p name value`` for each override of ``nb``, each value written as YAML, as -p reads it."""
     def text(value):

@@ -1,20 +1,31 @@
-"""File input/output: atomic writes and label-map files.
+"""File input/output: atomic writes, verified reads and label-map files.
 
 Every file the study writes goes through :func:`atomic_write`: the bytes land in a temporary
 file in the same folder, which is then renamed over the target, so an interrupted run never
 leaves half a file behind. A process killed mid-write (SIGKILL, a dead kernel) cannot delete its
 temporary file; the name says which host and process made it, so :func:`remove_orphans` can
-delete it later without touching a file another running process is still writing.
+delete it later without touching a file another running process is still writing. The first
+write of a process into a folder does that sweep, so wherever the study writes, the leftovers of
+a killed run go with the next run that writes there.
+
+Cached results are checked when read back (:func:`load_torch`, :func:`load_npz`,
+:func:`read_json` with ``verify=True``): a file whose bytes no longer match their checksum, or
+whose tensors hold NaN or infinity, raises :class:`DamagedFile`, which names it; the caller sets
+it aside (:func:`set_aside`, kept for inspection) and computes the result again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import json
 import os
 import re
 import socket
 import tempfile
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -24,10 +35,15 @@ from PIL import Image
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
-    """Open a temporary file beside ``path``; rename it to ``path`` when the block succeeds."""
+    """Open a temporary file beside ``path``; rename it to ``path`` when the block succeeds.
+    The first write of this process into a folder removes the temporary files that killed
+    processes left there (:func:`remove_orphans`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_OWNER}.", suffix=".tmp", dir=path.parent)
+    if path.parent not in _SWEPT:
+        remove_orphans(path.parent)
+        _SWEPT.add(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_owner()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
@@ -39,8 +55,13 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
         raise
 
 
-#: who writes a temporary file: host and process id (a host name may not hold a dot here)
-_OWNER = f"{socket.gethostname().split('.')[0]}-{os.getpid()}"
+def _owner() -> str:
+    """Who writes a temporary file: host and process id (a host name may not hold a dot here)."""
+    return f"{socket.gethostname().split('.')[0]}-{os.getpid()}"
+
+
+#: folders this process has written into, so swept once already
+_SWEPT: set[Path] = set()
 _TMP = re.compile(r"^\..+\.(?P<host>[^.]+)-(?P<pid>\d+)\.[^.]+\.tmp$")
 
 
@@ -50,7 +71,7 @@ def remove_orphans(folder: str | os.PathLike, recursive: bool = False) -> list[P
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    host = _OWNER.rsplit("-", 1)[0]
+    host = _owner().rsplit("-", 1)[0]
     removed = []
     for path in folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp"):
         m = _TMP.match(path.name)
@@ -82,8 +103,110 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         f.write(text)
 
 
-def write_json(path: str | os.PathLike, obj: Any) -> None:
+#: the key under which a verified JSON file (``write_json(..., checksum=True)``) keeps its checksum
+CHECKSUM = "sha256"
+
+
+def _canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, default=_json_default)
+
+
+def write_json(path: str | os.PathLike, obj: Any, checksum: bool = False) -> None:
+    """``obj`` as indented JSON; ``checksum=True`` (a dict) adds the SHA-256 of its content under
+    :data:`CHECKSUM`, which :func:`read_json` checks."""
+    if checksum:
+        content = json.loads(_canonical(obj))  # as it will read back (tuples as lists, numpy as numbers)
+        obj = {**content, CHECKSUM: hashlib.sha256(_canonical(content).encode()).hexdigest()}
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+class DamagedFile(OSError):
+    """A cached file that cannot be trusted: unreadable, its bytes changed, or non-finite
+    numbers where a result must be finite. The message names it."""
+
+
+def read_json(path: str | os.PathLike, verify: bool = False) -> Any:
+    """A JSON file; ``verify=True``: one written with ``checksum=True``, checked (DamagedFile)."""
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text())
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise DamagedFile(f"{path}: not readable as JSON ({exc})") from None
+    if verify:
+        stored = obj.pop(CHECKSUM, None) if isinstance(obj, dict) else None
+        if stored != hashlib.sha256(_canonical(obj).encode()).hexdigest():
+            raise DamagedFile(f"{path}: its content does not match its checksum (changed after it was written)")
+    return obj
+
+
+def set_aside(path: str | os.PathLike, why: str) -> Path:
+    """Rename a damaged file to ``<name>.damaged`` (``.damaged-2`` ... when taken) so that it is
+    computed again, kept for inspection; warn, naming both. Returns the new path."""
+    path = Path(path)
+    target = path.with_name(f"{path.name}.damaged")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.damaged-{n}")
+    os.replace(path, target)
+    warnings.warn(f"{why}; set aside as {target.name}, computing it again", stacklevel=3)
+    return target
+
+
+def save_torch(path: str | os.PathLike, obj: Any) -> None:
+    """``torch.save(obj)`` to ``path``, atomically."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with atomic_write(path) as f:
+        f.write(buffer.getvalue())
+
+
+def load_torch(path: str | os.PathLike) -> Any:
+    """A file of :func:`save_torch`, verified: every entry's CRC-32 (``torch.load`` does not check
+    them, so a changed byte inside a tensor would load silently) and every floating tensor
+    finite; DamagedFile otherwise."""
+    import torch
+
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+        if bad is not None:
+            raise DamagedFile(f"{path}: its entry {bad} fails its CRC-32 check (the bytes changed after writing)")
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    except DamagedFile:
+        raise
+    except Exception as exc:  # truncated, not a zip, not a torch file
+        raise DamagedFile(f"{path}: not readable as a checkpoint ({type(exc).__name__}: {exc})") from None
+    for name, t in _tensors(obj):
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise DamagedFile(f"{path}: {name} holds NaN or infinite values")
+    return obj
+
+
+def _tensors(obj: Any, name: str = "") -> Iterator[tuple[str, Any]]:
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        yield name or "a tensor", obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _tensors(v, f"{name}/{k}" if name else str(k))
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            yield from _tensors(v, f"{name}[{i}]")
+
+
+def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` file (reading them checks each entry's CRC-32); DamagedFile
+    when the file cannot be read whole."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise DamagedFile(f"{path}: not readable ({type(exc).__name__}: {exc})") from None
 
 
 def _json_default(obj: Any) -> Any:

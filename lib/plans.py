@@ -1,12 +1,17 @@
-"""What each per-image notebook runs, as data: its grids of configurations, its images, its evaluator.
+"""What each notebook runs, as data: its configurations, its images, its evaluator.
 
 A per-image notebook builds its configurations by calling the function named after it here,
 with its own parameters, and runs them with ``runs.run_grid``. The cluster workflow
 (``lib/shards.py``, the Snakefile) calls the same function with the same parameter file to cut
-the work into jobs, so there is one list of configurations, not two to keep in step.
+the work into jobs, so there is one list of configurations, not two to keep in step. A
+dataset-level notebook (JigsawGAN, SegGAN) builds its training settings the same way.
 
-The functions' arguments are the notebooks' parameter names, so :func:`grids` can call each
-with a parameter dictionary (a profile's YAML file merged over the parameters cell).
+The functions' arguments are the notebooks' parameter names, so :func:`grids` and :func:`work`
+can call each with a parameter dictionary (a profile's YAML file merged over the parameters
+cell). :func:`work` describes everything a notebook computes; a test changes each parameter in
+turn and checks that the description changes or that the value is refused, so that no
+parameter is ever accepted and ignored (``lib.parameters.NOT_IN_RESULTS`` lists the few that by
+design change no number, and why).
 """
 
 from __future__ import annotations
@@ -148,3 +153,125 @@ def grids(notebook: str, p: Mapping[str, Any]) -> tuple[Grid, ...]:
     if notebook not in PLANS:
         raise ValueError(f"{notebook!r} is not a per-image notebook; these are: {', '.join(PLANS)}")
     return _call(PLANS[notebook].grids, p)
+
+
+# --------------------------------------------------------------------------------------------
+# the dataset-level notebooks: the trainings they run
+
+
+def seggan(seeds: Sequence[int], generator_inputs: Sequence[str], lambda_content: float, lambda_adversarial: float,
+           adversarial: str, iterations: int, gan_iterations: int, batch: int, backbone: str,
+           max_side: int | None, batchnorm: str) -> list:
+    """SegGAN's Tables I and II: DeepLab alone, then SegGAN with the paper's lambda1, lambda2
+    (or the ones given), for each generator input and seed (``lib.methods.seggan.Setting``; the
+    paper's values, or this study's stated choice, for everything else). Each dataset's initial
+    weights and crop are set by ``lib.methods.seggan.for_dataset``."""
+    from .methods import seggan as S
+
+    base = S.Setting(lambda_content=lambda_content, lambda_adversarial=lambda_adversarial, adversarial=adversarial,
+                     iterations=iterations, gan_iterations=gan_iterations, batch=batch, backbone=backbone,
+                     max_side=max_side, batchnorm=batchnorm)
+    return S.settings_grid(base, seeds, generator_inputs)
+
+
+def seggan_lambda(seeds: Sequence[int], generator_inputs: Sequence[str], lambdas: Sequence[float], adversarial: str,
+                  iterations: int, gan_iterations: int, batch: int, backbone: str,
+                  max_side: int | None, batchnorm: str) -> list:
+    """Beyond the paper: DeepLab, then SegGAN for every (lambda1, lambda2) of ``lambdas`` crossed
+    (but 0, 0: DeepLab itself), each generator input and seed."""
+    from itertools import product
+
+    from .methods import seggan as S
+
+    base = S.Setting(adversarial=adversarial, iterations=iterations, gan_iterations=gan_iterations, batch=batch,
+                     backbone=backbone, max_side=max_side, batchnorm=batchnorm)
+    grid = [(a, b) for a, b in product(lambdas, lambdas) if (a, b) != (0, 0)]
+    return S.settings_grid(base, seeds, generator_inputs, grid)
+
+
+def jigsawgan(forms: Sequence[str], seeds: Sequence[int], tiles: Sequence[int], trunks: Sequence[str],
+              pretrain_epochs: int, finetune_epochs: int, alpha: float, beta: float) -> tuple[Any, list]:
+    """JigsawGAN's Table 1: the pre-training setting (the report's and the authors' code's
+    hyperparameters, ``alpha`` and ``beta`` given) and every fine-tuning: the baseline CNN, the
+    GAN without jigsaw and JigsawGAN with each number of tiles, trunks trainable or frozen."""
+    from .methods import jigsawgan as J
+
+    base = J.PretrainSetting(epochs=pretrain_epochs, alpha=alpha, beta=beta)
+    return base, J.settings(forms, seeds, tiles, trunks, epochs=finetune_epochs)
+
+
+def jigsawgan_datasize(forms: Sequence[str], seeds: Sequence[int], tiles: Sequence[int], fractions: Sequence[float],
+                       pretrain_epochs: int, finetune_epochs: int, alpha: float, beta: float) -> tuple[Any, list]:
+    """JigsawGAN's Fig. 3: the fine-tunings of Table 1 with trainable trunks, on each fraction
+    of the training split."""
+    from .methods import jigsawgan as J
+
+    base = J.PretrainSetting(epochs=pretrain_epochs, alpha=alpha, beta=beta)
+    return base, J.settings(forms, seeds, tiles, ["trainable"], fractions, epochs=finetune_epochs)
+
+
+def _pet_sets(p: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    out = {}
+    if p.get("synthetic_images"):
+        out["synthetic_pets"] = ("synthetic_images", "synthetic_size")
+    if p.get("animal_images") or p.get("pet_images"):
+        out["oxford_pet"] = ("animal_images", "animal_classes", "pet_images", "data_root")
+    return out
+
+
+def _scene_sets(p: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    return {name: names for name, names in (
+        ("synthetic_pets", ("synthetic_images", "synthetic_size")), ("oxford_pet", ("pet_images", "data_root")),
+        ("stanford_background", ("stanford_images", "data_root")), ("voc2012", ("voc_images", "data_root")))
+        if p.get(names[0], 0)}
+
+
+def _seggan_runs(settings: Sequence[Any]) -> list[dict[str, Any]]:
+    return [s.segmentation_config() for s in settings]  # what each run depends on (DeepLab: no lambda)
+
+
+def _jigsawgan_runs(built: tuple[Any, Sequence[Any]]) -> list[Any]:
+    from dataclasses import asdict
+
+    base, fine = built
+    return [asdict(base), [asdict(s) for s in fine]]
+
+
+#: the dataset-level notebooks: what they train, what each training depends on, and the
+#: parameters that choose each image set
+TRAININGS: dict[str, tuple[Callable[..., Any], Callable[[Any], Any],
+                           Callable[[Mapping[str, Any]], dict[str, tuple[str, ...]]]]] = {
+    "seggan": (seggan, _seggan_runs, _scene_sets), "seggan_lambda": (seggan_lambda, _seggan_runs, _scene_sets),
+    "jigsawgan": (jigsawgan, _jigsawgan_runs, _pet_sets),
+    "jigsawgan_datasize": (jigsawgan_datasize, _jigsawgan_runs, _pet_sets),
+}
+
+
+def work(notebook: str, p: Mapping[str, Any]) -> dict[str, Any]:
+    """Everything ``notebook`` computes with parameters ``p``, as plain data: every
+    configuration with its seeds (its cache key), the image sets with the parameters that choose
+    them, and how results are scored. Two parameter dictionaries that give the same description
+    give the same numbers."""
+    from .methods.base import params_key
+    from .runs import grid_seeds
+
+    if notebook in PLANS:
+        plan = PLANS[notebook]
+        sets = plan.sets(p)
+        return {
+            "grids": [[(params_key(m), grid_seeds(m, p["seeds"])) for m in grid] for grid in grids(notebook, p)],
+            "evaluator": plan.evaluator(p).key, "max_side": p.get("max_side"),
+            "sets": {name: {k: p.get(k) for k in names} for name, names in sets.items()},
+        }
+    if notebook not in TRAININGS:
+        raise ValueError(f"no notebook {notebook!r}; these are: {', '.join([*PLANS, *TRAININGS])}")
+    build, runs, sets = TRAININGS[notebook]
+    described = {"settings": runs(_call(build, p)), "sets": {name: {k: p.get(k) for k in names}
+                                                             for name, names in sets(p).items()}}
+    if "weights" in p:  # SegGAN's DeepLab weights and crops, per dataset
+        from .methods.seggan import crop_for
+
+        described["weights"] = {name: p["weights"].get(name) for name in described["sets"]}
+        described["crop"] = {name: crop_for(p["crop"], name) if isinstance(p["crop"], int) or name in p["crop"]
+                             else None for name in described["sets"]}
+    return described

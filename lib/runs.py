@@ -6,12 +6,14 @@ image), scored by an evaluator (``lib/evaluation.py``) and cached -> :func:`runs
 row per (method, seed, dataset) with the method's parameters as columns -> ``lib/tables.py``.
 
 Each (method parameters, image size, seed, image) result is stored as one small ``.npz`` file
-under ``<store>/v<CACHE_VERSION>/<method key>/side<max_side>/seed<seed>/<dataset>/<id>.npz`` as
-soon as its batch finishes (written atomically; the temporary file of a killed run is removed by
-the next). Running again skips what is stored, so an interrupted notebook resumes where it
-stopped; a changed parameter gets a new folder instead of
-stale results, and a record whose image pixels or ground truth no longer match is recomputed.
-Bump ``CACHE_VERSION`` whenever a change to a loop, a model or a metric changes results.
+under ``<store>/<method key>/<evaluator>/side<max_side>/code-<code>/seed<seed>/<dataset>/<id>.npz``
+as soon as its batch finishes (written atomically; the temporary file of a killed run is removed
+by the next). Running again skips what is stored, so an interrupted notebook resumes where it
+stopped. Nothing stale is served: a changed parameter gets a new folder, so does a change to the
+statements of the code that computes a record (``<code>``: :func:`record_code`, the fingerprint
+of the method's class, the evaluator's and this runner, ``lib/code_fingerprint.py``), and a
+record whose image pixels or ground truth no longer match is recomputed. The runs table says
+which code made each row (column ``code``).
 
 Reproducibility: a seed fixes each image's initial weights whatever its batch, but B = 1 and
 B > 1 run different convolution kernels (and CPU and CUDA differ), whose rounding differences
@@ -35,15 +37,12 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from .code_fingerprint import code_fingerprint
 from .data import Sample, resize_image
 from .evaluation import Evaluator
 from .files import remove_orphans, save_npz
 from .methods.base import Method, columns, params_key
 from .runtime import default_batch_size, resolve_device, tune_cpu_allocator
-
-#: part of every cache path: bump it when results of the same parameters would change
-CACHE_VERSION = 5
-
 
 @dataclass
 class Record:
@@ -61,6 +60,7 @@ class Record:
     device: str = ""
     batch_size: int = 1
     layout: str = ""  # the network's memory layout (lib/layout.py)
+    code: str = ""  # the fingerprint of the code that made it (record_code)
     computed: bool = False  # made by this call (False: read from the cache); not stored
 
     @property
@@ -95,7 +95,8 @@ def _save(path: Path, rec: Record, evaluator: Any, fingerprint: str) -> None:
 UNREADABLE = (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile)
 
 
-def _load(path: Path, sample: Sample, seed: int, want_labels: bool, evaluator: Evaluator, fingerprint: str) -> Record | None:
+def _load(path: Path, sample: Sample, seed: int, want_labels: bool, evaluator: Evaluator, fingerprint: str,
+          code: str) -> Record | None:
     """The stored record, or None when it must be recomputed: unreadable (reported), made
     without labels when labels are wanted, or stale (other pixels or other ground truth)."""
     try:
@@ -121,8 +122,15 @@ def _load(path: Path, sample: Sample, seed: int, want_labels: bool, evaluator: E
         n_labels=n_labels, evaluation=evaluation,
         labels=a["labels"].astype(np.int64) if "labels" in a else None,
         extras={k[6:]: v for k, v in a.items() if k.startswith("extra_")},
-        device=device, batch_size=batch_size, layout=layout,
+        device=device, batch_size=batch_size, layout=layout, code=code,
     )
+
+
+def record_code(method: Method, evaluator: Evaluator) -> str:
+    """The fingerprint of the code that makes ``method``'s records scored by ``evaluator``: its
+    class (with its network, losses and loop), the evaluator's (with its metrics) and this
+    runner's (``lib/code_fingerprint.py``). Part of every record's cache folder."""
+    return code_fingerprint(method, evaluator, run_method)
 
 
 def run_method(
@@ -151,7 +159,8 @@ def run_method(
     batch_size = batch_size or default_batch_size(dev)
     if not method.batchable:
         batch_size = 1
-    folder = Path(store) / f"v{CACHE_VERSION}" / params_key(method) / evaluator.key / f"side{max_side or 'full'}"
+    code = record_code(method, evaluator)
+    folder = Path(store) / params_key(method) / evaluator.key / f"side{max_side or 'full'}" / f"code-{code}"
     remove_orphans(folder, recursive=True)  # half-written records of a killed run
     records: dict[tuple[int, str], Record] = {}
     todo: list[tuple[int, Sample]] = []
@@ -159,7 +168,7 @@ def run_method(
     for seed in seeds:
         for s in samples:
             path = _record_path(folder / f"seed{seed}", s)
-            rec = _load(path, s, seed, keep_labels, evaluator, prints[s.key]) if path.is_file() else None
+            rec = _load(path, s, seed, keep_labels, evaluator, prints[s.key], code) if path.is_file() else None
             if rec is None:
                 todo.append((seed, s))
             else:
@@ -180,7 +189,7 @@ def run_method(
                     n_labels=int(len(np.unique(out.labels))),
                     evaluation=evaluator.evaluate(out.labels, s) if s.segmentations else None,
                     labels=out.labels if keep_labels else None, extras=out.extras,
-                    device=str(dev), batch_size=len(batch), layout=out.layout, computed=True,
+                    device=str(dev), batch_size=len(batch), layout=out.layout, code=code, computed=True,
                 )
                 _save(_record_path(folder / f"seed{seed}", s), rec, evaluator, prints[s.key])
                 records[(seed, s.key)] = rec
@@ -240,7 +249,7 @@ def run_grid(
 
 def runs_table(method: Method, records: Iterable[Record], evaluator: Evaluator) -> pd.DataFrame:
     """One row per (seed, dataset): the method's columns (name, form, label, parameters), the
-    evaluator's dataset-level numbers (``evaluator.summarize``) and run statistics."""
+    fingerprint of the code that made its records (``code``), the evaluator's dataset-level numbers (``evaluator.summarize``) and run statistics."""
     by_run: dict[tuple[int, str], list[Record]] = {}
     for r in records:
         by_run.setdefault((r.seed, r.dataset), []).append(r)
@@ -251,7 +260,7 @@ def runs_table(method: Method, records: Iterable[Record], evaluator: Evaluator) 
             continue
         iters = np.array([r.iterations for r in recs])
         rows.append({
-            **columns(method), "dataset": dataset, "seed": seed, "images": len(evals),
+            **columns(method), "code": recs[0].code, "dataset": dataset, "seed": seed, "images": len(evals),
             **evaluator.summarize(evals),
             "iterations_mean": float(iters.mean()), "iterations_min": int(iters.min()),
             "iterations_max": int(iters.max()),

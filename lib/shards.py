@@ -58,13 +58,18 @@ def _slug(name: str) -> str:
 
 def parameters(notebook: str, profile: str, **overrides: Any) -> dict[str, Any]:
     """A notebook's parameters as papermill gives them for ``profile``: the parameters cell,
-    then ``notebooks/params/<notebook>/<profile>.yaml``, then ``overrides`` (None: not given)."""
+    then ``notebooks/params/<notebook>/<profile>.yaml``, then ``overrides`` (None: not given),
+    checked as the notebook checks them (``lib/parameters.py``): an unknown name, a value of
+    another type or out of range is a ParameterError before any job runs."""
+    from . import parameters
+
     p = {name: d.default for name, d in study.declared_parameters(notebook).items()}
     path = paths.REPO_ROOT / "notebooks" / "params" / notebook / f"{profile}.yaml"
     if not path.is_file():
         raise study.ParameterError(f"profile={profile!r}: no parameter file {path}")
     p.update(yaml.safe_load(path.read_text()) or {})
     p.update({k: v for k, v in overrides.items() if v is not None})
+    parameters.check(notebook, p)
     return p
 
 
@@ -101,7 +106,7 @@ def find(notebook: str, p: Mapping[str, Any], name: str) -> Job:
 
 
 def work_key(notebook: str, p: Mapping[str, Any], job: Job) -> str:
-    """What a job computes, as a name: its configurations' cache keys, its seed, its image set
+    """What a job computes, as a name: its configurations' cache keys and code, its seed, its image set
     and the parameters that choose those images, its shard, the image size and the evaluator (not
     where or in what batches it runs: that does not change which records it writes). Notebooks
     whose jobs have the same key share one job and its records: kanezaki2018_depth's grid is
@@ -120,20 +125,21 @@ def keyed_jobs(notebook: str, p: Mapping[str, Any], shards: int,
 
     from . import plans
     from .methods.base import params_key
-    from .runs import CACHE_VERSION
+    from .runs import record_code
 
     grids = {g.name: g for g in plans.grids(notebook, p)}
     plan = plans.PLANS[notebook]
     sets = plan.sets(p)
-    shared = {"cache": CACHE_VERSION, "evaluator": plan.evaluator(p).key, "max_side": p.get("max_side")}
-    keys = {}  # (grid, config) -> (its methods' cache keys, a readable name)
+    evaluator = plan.evaluator(p)
+    shared = {"evaluator": evaluator.key, "max_side": p.get("max_side")}
+    keys = {}  # (grid, config) -> (its methods' cache keys and code, a readable name)
     out = []
     for job in jobs(notebook, p, shards) if selected is None else selected:
         grid = grids[job.grid]
         if (job.grid, job.config) not in keys:
             methods = grid.methods if job.config is None else (grid.methods[job.config],)
             which = _slug(grid.name) if job.config is None else _slug(methods[0].label())
-            keys[job.grid, job.config] = ([params_key(m) for m in methods], which)
+            keys[job.grid, job.config] = ([(params_key(m), record_code(m, evaluator)) for m in methods], which)
         methods, which = keys[job.grid, job.config]
         what = {**shared, "methods": methods, "seed": job.seed,
                 "images": [job.images, {k: p.get(k) for k in sets[job.images]}]}

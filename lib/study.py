@@ -29,8 +29,9 @@ from typing import Any, Mapping, Sequence
 import torch
 import yaml
 
-from . import data, paths
+from . import data, parameters, paths
 from .data import DatasetNotFound, Sample
+from .parameters import ParameterError
 from .report import Report
 from .runtime import resolve_device
 
@@ -39,10 +40,6 @@ PROFILES = ("smoke", "demo", "paper")
 MISSING_DATA = ("fail", "skip")
 #: names that IPython puts into every kernel's namespace
 _KERNEL_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
-
-
-class ParameterError(ValueError):
-    """A notebook or command-line parameter with a bad value; the message names it."""
 
 
 def check(condition: bool, name: str, value: Any, expected: str) -> None:
@@ -58,7 +55,7 @@ class Declared:
     default: Any
     comment: str
     types: tuple[type, ...]  # the types of its default and of its value in every profile (a None
-    # default alone declares no type: data_root, results_dir, whose checks are in check_common)
+    # default alone declares no type: data_root, results_dir, whose ranges are in lib/parameters.py)
 
 
 def _cell_parameters(notebook: Path) -> list[tuple[str, Any, str]]:
@@ -116,16 +113,9 @@ def declared_parameters(notebook: str) -> dict[str, Declared]:
     return out
 
 
-def _type_ok(value: Any, allowed: tuple[type, ...]) -> bool:
-    if isinstance(value, bool):
-        return bool in allowed
-    if isinstance(value, int) and float in allowed:
-        return True  # an integer where a float is expected
-    return isinstance(value, allowed)
-
-
 def read_parameters(notebook: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
-    """The notebook's parameters from ``namespace``, checked against their declaration."""
+    """The notebook's parameters from ``namespace``, checked (``lib/parameters.py``): a name the
+    parameters cell does not declare, a value of another type or out of its range is an error."""
     declared = declared_parameters(notebook)
     known = set(declared) | _KERNEL_NAMES | bound_names(notebook)
     unknown = sorted(n for n, v in namespace.items()
@@ -134,43 +124,12 @@ def read_parameters(notebook: str, namespace: Mapping[str, Any]) -> dict[str, An
         raise ParameterError(f"{notebook}: unknown parameter(s) {', '.join(unknown)}; this notebook's parameters "
                              f"are: {', '.join(declared)}")
     values = {}
-    for name, d in declared.items():
+    for name in declared:
         if name not in namespace:
             raise ParameterError(f"{notebook}: parameter {name} is not set; run the parameters cell first")
-        value = namespace[name]
-        if d.types != (type(None),) and not _type_ok(value, d.types):
-            kinds = " or ".join("None" if t is type(None) else t.__name__ for t in d.types)
-            raise ParameterError(f"parameter {name}={value!r}: expected {kinds} like the default {d.default!r} "
-                                 f"({d.comment})")
-        values[name] = value
+        values[name] = namespace[name]
+    parameters.check(notebook, values, declared)
     return values
-
-
-def check_common(profile: str, seeds: Sequence[int], device: str, max_side: int | None,
-                 data_root: Any = None, results_dir: Any = None) -> None:
-    """Checks shared by every notebook's parameters."""
-    for name, folder in (("data_root", data_root), ("results_dir", results_dir)):
-        check(folder is None or isinstance(folder, str), name, folder, "None or a folder path")
-    check(profile in PROFILES, "profile", profile, f"one of {', '.join(PROFILES)}")
-    check(isinstance(seeds, (list, tuple)) and len(seeds) > 0 and all(isinstance(s, int) for s in seeds),
-          "seeds", seeds, "a non-empty list of integers")
-    check(len(set(seeds)) == len(seeds), "seeds", seeds, "distinct seeds")
-    check(device in ("auto", "cpu") or str(device).startswith("cuda"), "device", device, "'auto', 'cpu' or 'cuda[:n]'")
-    check(max_side is None or (isinstance(max_side, int) and max_side >= 16), "max_side", max_side,
-          "None or an integer >= 16")
-
-
-def check_datasets(p: Mapping[str, Any]) -> None:
-    """Ranges of the parameters that choose images, shared by the notebooks that have them."""
-    for name, value in p.items():
-        if name == "synthetic_images":
-            check(value >= 0, name, value, "an integer >= 0 (0: none)")
-        elif name.endswith("_images"):  # bsds_images, voc_images, ph2_images, lung_images
-            check(value >= -1, name, value, "an integer: the first N by id, -1 for all, 0 for none")
-    if "synthetic_size" in p:
-        size = p["synthetic_size"]
-        check(len(size) == 2 and all(isinstance(v, int) and v >= 16 for v in size), "synthetic_size", size,
-              "[height, width], each an integer >= 16")
 
 
 @dataclass
@@ -257,13 +216,6 @@ def setup(notebook: str, namespace: Mapping[str, Any]) -> NotebookSetup:
     """Read, check and record the parameters of ``notebook`` (see the module docstring), pick
     the device and open ``results/<profile>/<notebook>/``."""
     p = read_parameters(notebook, namespace)
-    check_common(p["profile"], p["seeds"], p["device"], p.get("max_side"), p.get("data_root"), p.get("results_dir"))
-    check_datasets(p)
-    check(p.get("missing_data", "fail") in MISSING_DATA, "missing_data", p.get("missing_data"),
-          "'fail' (a requested dataset that is absent stops the run) or 'skip' (the run goes on without it)")
-    if "batch_size" in p:
-        check(isinstance(p["batch_size"], int) and p["batch_size"] >= 0, "batch_size", p["batch_size"],
-              "an integer >= 0 (0: the device's default)")
     device = resolve_device(p["device"])
     folder = paths.results_dir(p["profile"], notebook, p.get("results_dir"))
     report = Report(folder, notebook, p["profile"], parameters={**p, "device": str(device)})

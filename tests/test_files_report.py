@@ -22,7 +22,7 @@ from lib.methods.base import params_key
 from lib.report import Report, build_index, caption
 from lib.evaluation import RegionEvaluator
 from lib.paths import REPO_ROOT as REPO
-from lib.runs import CACHE_VERSION, run_method
+from lib.runs import record_code, run_method
 
 REGION = RegionEvaluator()
 
@@ -280,9 +280,9 @@ def test_a_rerun_leaves_the_folder_as_a_clean_run_would(tmp_path):
     _table(earlier, "kept")
     earlier.figure(_figure(), "fig", "Figure")
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    orphan = tmp_path / "rerun" / f".kept.csv.{files._OWNER.rsplit('-', 1)[0]}-{dead.stdout.strip()}.abc123.tmp"
+    orphan = tmp_path / "rerun" / f".kept.csv.{files._owner().rsplit('-', 1)[0]}-{dead.stdout.strip()}.abc123.tmp"
     orphan.write_text("half")
-    live = tmp_path / "rerun" / f".kept.md.{files._OWNER}.xyz789.tmp"  # this process: still writing it
+    live = tmp_path / "rerun" / f".kept.md.{files._owner()}.xyz789.tmp"  # this process: still writing it
     live.write_text("half")
     mine = tmp_path / "rerun" / "notes.txt"  # not written by the study: not ours to delete
     mine.write_text("mine")
@@ -313,7 +313,7 @@ def test_run_method_removes_a_killed_runs_half_written_record(tmp_path, samples)
     run_method(Blank(), samples, [0], tmp_path, evaluator=RegionEvaluator(), progress=False)
     record = next(tmp_path.rglob("*.npz"))
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    orphan = record.with_name(f".{record.name}.{files._OWNER.rsplit('-', 1)[0]}-{dead.stdout.strip()}.q1.tmp")
+    orphan = record.with_name(f".{record.name}.{files._owner().rsplit('-', 1)[0]}-{dead.stdout.strip()}.q1.tmp")
     orphan.write_bytes(b"half")
     run_method(Blank(), samples, [0], tmp_path, evaluator=RegionEvaluator(), progress=False)
     assert not orphan.exists() and record.is_file()
@@ -368,8 +368,9 @@ def test_run_method_records_and_cache_layout(tmp_path, samples):
         assert r.n_labels > 1
         assert len(r.evaluation.miou.scores) == 2  # fine and coarse annotators
     files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.npz"))
-    key = f"v{CACHE_VERSION}/{params_key(method)}/region"
-    assert files == [f"{key}/sidefull/seed{seed}/synthetic/scene0{i}.npz" for seed in (0, 1) for i in (0, 1)]
+    key = f"{params_key(method)}/region/sidefull/code-{record_code(method, REGION)}"
+    assert files == [f"{key}/seed{seed}/synthetic/scene0{i}.npz" for seed in (0, 1) for i in (0, 1)]
+    assert {r.code for r in records} == {record_code(method, REGION)}
     assert params_key(Felzenszwalb(scale=500)) != key  # a changed parameter gets its own folder
 
 
@@ -409,12 +410,13 @@ def test_run_method_recomputes_only_what_is_missing(tmp_path, samples, monkeypat
     assert counting.keys == ["synthetic/scene01"]
 
     # a bug while reading a record (here: in the evaluator) is raised, never taken for a damaged file
-    class Broken(RegionEvaluator):
-        def from_arrays(self, arrays, sample):
-            raise TypeError("a bug")
+    def broken(arrays, sample):
+        raise TypeError("a bug")
 
+    buggy = RegionEvaluator()
+    monkeypatch.setattr(buggy, "from_arrays", broken)  # on the instance: the code's fingerprint stays
     with pytest.raises(TypeError, match="a bug"):
-        run_method(method, samples, [0], tmp_path, evaluator=Broken(), device="cpu", progress=False)
+        run_method(method, samples, [0], tmp_path, evaluator=buggy, device="cpu", progress=False)
 
     # a new seed runs every image for that seed only
     counting.keys.clear()
@@ -490,3 +492,23 @@ def test_run_grid_refuses_two_configurations_with_one_label(tmp_path, samples):
 
     with pytest.raises(ValueError, match="share a label"):
         run_grid([Blank(), Blank()], samples, [0], tmp_path, evaluator=REGION, device="cpu", progress=False)
+
+
+def test_a_killed_segments_temporary_file_goes_with_the_next_segment_there(tmp_path, capsys):
+    """A killed ``segment`` leaves a 0-byte ``.<name>.png.<host>-<pid>.<random>.tmp`` in ``--out``;
+    the next ``segment`` writing there removes it (the first write of a process into a folder
+    sweeps it)."""
+    from PIL import Image
+
+    from lib.cli import main
+
+    src = tmp_path / "tiny.png"
+    Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(src)
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    orphan = out / f".tiny.png.{files._owner().rsplit('-', 1)[0]}-{dead.stdout.strip()}.x8y7z6.tmp"
+    orphan.write_bytes(b"")
+    files._SWEPT.discard(out)  # as in a new process
+    assert main(["segment", "--iterations", "1", "--device", "cpu", "--quiet", "--out", str(out), str(src)]) == 0
+    assert not orphan.exists() and (out / "tiny.png").is_file()

@@ -14,7 +14,7 @@ from conftest import shared_datasets
 from lib.data import DatasetError, DatasetNotFound, Sample, load
 from lib.data import oxford_pet
 from lib.data.animals90 import Animals90
-from lib.data.oxford_pet import CLASSES, OxfordPet, draw_trainval_split, read_list, read_split_file, read_trimap
+from lib.data.oxford_pet import CLASSES, OxfordPet, authors_split, read_list, read_split_file, read_trimap
 from lib.data.synthetic import SyntheticPets
 from lib.data.tensors import to_tensors
 
@@ -194,17 +194,33 @@ def test_a_trimap_of_another_size_is_named(tmp_path):
 # the 80/20 split
 
 
-def test_draw_trainval_split_is_deterministic_and_80_20():
-    ids = [f"pet_{i}" for i in range(100)]
-    a, b, c = draw_trainval_split(ids), draw_trainval_split(ids, seed=0), draw_trainval_split(ids, seed=1)
-    assert a == b and a != c
-    assert list(a) == ids  # in the list's order
-    assert sum(v == "train" for v in a.values()) == 80 and sum(v == "val" for v in a.values()) == 20
-    # the first round(0.8 n) of numpy's permutation are train
-    order = np.random.default_rng(0).permutation(7)
-    small = draw_trainval_split([str(i) for i in range(7)])
-    assert {i for i, p in small.items() if p == "train"} == {str(i) for i in order[:6]}
-    assert sum(v == "val" for v in draw_trainval_split(ids, val_fraction=0.3).values()) == 30
+def test_the_split_is_the_authors_draw():
+    """finetune.py: np.random.seed(42); indices = np.arange(n); np.random.shuffle(indices); the
+    first int(0.8 n) train; for a fraction, np.random.shuffle(np.arange(n_train)) and the first
+    int(n_train * f) of the train part in that order. The same statements, on numpy's global
+    generator as the authors run them, give the same parts and orders."""
+    ids = [f"pet_{i}" for i in range(53)]
+    np.random.seed(42)
+    indices = np.arange(len(ids))
+    np.random.shuffle(indices)
+    train, val = indices[: int(len(ids) * 0.8)], indices[int(len(ids) * 0.8):]
+    sub = np.arange(len(train))
+    np.random.shuffle(sub)
+    split = authors_split(ids)
+    assert list(split) == ids  # in the list's order
+    assert {i for i, (p, _) in split.items() if p == "train"} == {ids[i] for i in train}
+    assert [i for i, (p, k) in sorted(split.items(), key=lambda kv: kv[1][1]) if p == "val"] == [ids[i] for i in val]
+    for fraction in (0.1, 0.5, 1.0):
+        theirs = {ids[i] for i in train[sub[: int(len(train) * fraction)]]}
+        ours = {i for i, (p, k) in split.items() if p == "train" and k < int(len(train) * fraction)}
+        assert ours == theirs, fraction
+
+
+def test_the_shipped_split_file_is_the_authors_draw_of_its_own_ids():
+    ids = list(read_split_file())  # the official trainval list's order
+    text = oxford_pet.SPLIT_FILE.read_text()
+    body = "".join(line + "\n" for line in text.splitlines() if not line.startswith("#"))
+    assert body == "".join(f"{i} {p} {k}\n" for i, (p, k) in authors_split(ids).items())
 
 
 def test_the_shipped_split_file():
@@ -219,7 +235,7 @@ def test_the_split_file_is_reproducible_from_the_official_list():
     root = shared_datasets()
     if root is None or not (root / FULL_TRAINVAL).is_file():
         pytest.skip("the staged Oxford-IIIT Pet full official lists are not available")
-    assert oxford_pet.split_file_text(root / FULL_TRAINVAL, seed=0) == oxford_pet.SPLIT_FILE.read_text()
+    assert oxford_pet.split_file_text(root / FULL_TRAINVAL) == oxford_pet.SPLIT_FILE.read_text()
     assert list(read_split_file()) == read_list(root / FULL_TRAINVAL)
 
 
@@ -286,14 +302,33 @@ def test_to_tensors_shapes_and_nearest_masks():
     assert x.shape == (3, 3, 16, 16) and x.dtype == torch.uint8
     assert y.shape == (3, 16, 16) and y.dtype == torch.int64
     assert set(torch.unique(y).tolist()) <= {0, 1, 2}
-    # nearest picks pixels of the original; both images and masks match PIL's own resize
+    # bilinear images come with PIL's NEAREST masks (pixel centres)
+    np.testing.assert_array_equal(y[0].numpy(), np.asarray(Image.fromarray(samples[0].segmentations[0])
+                                                          .resize((16, 16), Image.NEAREST)))
+    # nearest: the authors' fine-tuning, rows and columns floor(i * 30 / 16) of images and masks alike
     xn, yn = to_tensors(samples, size=16, image_resize="nearest")
-    first = np.asarray(Image.fromarray(samples[0].image).resize((16, 16), Image.NEAREST))
-    np.testing.assert_array_equal(xn[0].permute(1, 2, 0).numpy(), first)
-    np.testing.assert_array_equal(yn[0].numpy(), np.asarray(Image.fromarray(samples[0].segmentations[0])
-                                                           .resize((16, 16), Image.NEAREST)))
-    assert torch.equal(y, yn)  # masks are nearest whatever the image filter
+    rows, cols = (np.arange(16) * 30) // 16, (np.arange(16) * 50) // 16
+    np.testing.assert_array_equal(xn[0].permute(1, 2, 0).numpy(), samples[0].image[rows][:, cols])
+    np.testing.assert_array_equal(yn[0].numpy(), samples[0].segmentations[0][rows][:, cols])
     assert not torch.equal(x, xn)
+
+
+def test_nearest_is_torchvisions_tensor_resize_not_pils():
+    """The authors resize the ToTensor'd image and trimap stacked: torch's nearest (rows 0, 7,
+    15 ... of 500), not PIL's NEAREST (rows 3, 11, 19 ...)."""
+    from torchvision import transforms
+
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, 256, (500, 375, 3), dtype=np.uint8)
+    trimap = rng.integers(1, 4, (500, 375)).astype(np.uint8)
+    both = torch.cat([transforms.ToTensor()(Image.fromarray(image)), transforms.ToTensor()(Image.fromarray(trimap))])
+    theirs = transforms.Resize((64, 64), interpolation=transforms.InterpolationMode.NEAREST)(both)
+    x, y = to_tensors([_sample(image, trimap - 1)], size=64, image_resize="nearest")
+    assert torch.equal(x[0], (theirs[:3] * 255).round().byte())
+    assert torch.equal(y[0], (theirs[3] * 255).long() - 1)  # the authors' tensor_trimap
+    assert torch.equal(x[0, :, 1, 0], torch.from_numpy(image[7, 0]))  # row 7, where PIL takes row 11
+    pil = np.asarray(Image.fromarray(image).resize((64, 64), Image.NEAREST))
+    assert (pil[1, 0] == image[11, 2]).all()  # pixel centres: floor((i + 0.5) * 500 / 64)
 
 
 def test_to_tensors_bilinear_is_torchvisions_default_resize():

@@ -303,3 +303,18 @@ def test_checkpoints_do_not_change_the_draws(data, tmp_path):
     often = seggan.train_segmentation(data, s, None, tmp_path / "b", CPU, checkpoint_every=1)
     assert once["scores"] == often["scores"]
     assert once["log"][0]["segmentation"] == pytest.approx(np.mean([r["segmentation"] for r in often["log"]]))
+
+
+@pytest.mark.parametrize("batchnorm, changes", [("train", True), ("frozen", False)])
+def test_deeplabs_batchnorm_mode_is_a_setting(batchnorm, changes):
+    """The paper is silent; DrSleep's DeepLab-ResNet keeps the stored statistics while training
+    ("frozen"), PyTorch's default updates them ("train")."""
+    net = segmentation_net(3, "mobilenet_v3_large", generator=generator("bn"), batchnorm=batchnorm)
+    before = {k: v.clone() for k, v in net.state_dict().items() if "running_mean" in k}
+    net.train()
+    net(torch.rand(2, 3, 32, 32)).sum().backward()
+    after = net.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before) == changes
+    assert replace(TINY, batchnorm=batchnorm).segmentation_config()["batchnorm"] == batchnorm  # in the cache key
+    with pytest.raises(ValueError, match="batchnorm='sync'"):
+        replace(TINY, batchnorm="sync")

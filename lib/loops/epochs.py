@@ -9,7 +9,16 @@ trained over a whole training split. What is common to every such training lives
 - a run started again with the same configuration resumes after the last finished epoch and,
   because every random draw comes from the checkpointed generator, gives the same result as an
   uninterrupted run (seeded, on the CPU; GPU kernels may round differently);
-- a finished run is not trained again: its checkpoint is read back.
+- a finished run is not trained again: its checkpoint is read back;
+- a checkpoint is verified when read (``lib.files.load_torch``: every byte against its CRC-32,
+  every tensor finite): a damaged one is named, set aside and the training starts again; and a
+  training whose networks turn NaN or infinite stops at that epoch with an error that names it,
+  instead of writing a checkpoint that could only give NaN numbers.
+
+A :class:`Stage` is one cached training of a method (a pre-training, a fine-tuning, SegGAN's
+GAN or segmentation network): a folder named by its configuration, which holds the code's
+fingerprint (``lib/code_fingerprint.py``) beside the parameters and the data's fingerprint, so
+that changed code trains again instead of serving old numbers.
 
 What one epoch does is the caller's ``epoch`` function (a method's own loop, readable top to
 bottom in its module or notebook).
@@ -18,7 +27,6 @@ bottom in its module or notebook).
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import time
 from dataclasses import dataclass, field
@@ -28,7 +36,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-from ..files import atomic_write
+from .. import files
+from ..files import DamagedFile
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -90,21 +99,34 @@ class Training:
 
 def save_checkpoint(path: Path, training: Training, config: Mapping[str, Any]) -> None:
     """Write ``training`` to ``path`` atomically (to a temporary file, then renamed)."""
-    buffer = io.BytesIO()
-    torch.save(training.state(config), buffer)
-    with atomic_write(path) as f:
-        f.write(buffer.getvalue())
+    files.save_torch(path, training.state(config))
 
 
 def read_checkpoint(path: Path) -> dict[str, Any] | None:
-    """The checkpoint at ``path``, or None when there is none; a broken file is an error that
-    names it (delete it to train again)."""
+    """The checkpoint at ``path``, or None when there is none or it is damaged (then it is
+    named in a warning and set aside, ``checkpoint.pt.damaged``, and the training starts over)."""
     if not path.is_file():
         return None
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # a file that is not a checkpoint: say which and what to do
-        raise CheckpointMismatch(f"cannot read the checkpoint {path}: {exc}. Delete it to train again.") from exc
+        return files.load_torch(path)
+    except DamagedFile as exc:
+        files.set_aside(path, f"damaged checkpoint: {exc}")
+        return None
+
+
+class TrainingDiverged(RuntimeError):
+    """A network's parameters became NaN or infinite; the message names the training and epoch."""
+
+
+def _check_finite(training: Training, folder: Path, e: int, row: Mapping[str, Any]) -> None:
+    for name, module in training.modules.items():
+        for pname, p in module.named_parameters():
+            if not torch.isfinite(p).all():
+                losses = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float))
+                raise TrainingDiverged(
+                    f"{folder.name}: after epoch {e}, {name}'s parameter {pname} holds NaN or infinite values "
+                    f"(this epoch: {losses}). Nothing of this epoch was kept; lower the learning rate or the loss "
+                    "weights, or check the data.")
 
 
 def train_epochs(folder: str | Path, training: Training, epochs: int, epoch: Callable[[int], dict[str, float]],
@@ -137,6 +159,7 @@ def train_epochs(folder: str | Path, training: Training, epochs: int, epoch: Cal
         start = time.perf_counter()
         row = {"epoch": e, **epoch(e)}
         row["seconds"] = time.perf_counter() - start
+        _check_finite(training, Path(folder), e, row)
         for s in training.schedulers.values():
             s.step()
         training.log.append(row)
@@ -148,3 +171,57 @@ def train_epochs(folder: str | Path, training: Training, epochs: int, epoch: Cal
     if bar is not None:
         bar.close()
     return training
+
+
+class Stage:
+    """One cached training: ``<cache>/<kind>/<label>-<key>/``, where ``key`` hashes the stage's
+    configuration (its parameters, the data's fingerprint and the code's, see
+    :func:`lib.code_fingerprint.code_fingerprint`). While it trains the folder holds
+    ``checkpoint.pt``; once finished, its outputs (:meth:`write`), which :meth:`read` verifies.
+    Opening a stage removes what killed processes left in its folder."""
+
+    def __init__(self, cache: str | Path, kind: str, label: str, config: Mapping[str, Any]):
+        self.config = dict(config)
+        self.folder = Path(cache) / kind / f"{label}-{config_key(self.config)}"
+        files.remove_orphans(self.folder)
+
+    @property
+    def name(self) -> str:
+        """The folder's name: how a later stage names this one in its own configuration."""
+        return self.folder.name
+
+    def write(self, name: str, obj: Any) -> None:
+        """An output of the finished stage: ``.pt`` (torch), ``.npz`` (a dict of arrays) or
+        ``.json`` (with a checksum), written atomically."""
+        path = self.folder / name
+        if name.endswith(".pt"):
+            files.save_torch(path, obj)
+        elif name.endswith(".npz"):
+            files.save_npz(path, **obj)
+        else:
+            files.write_json(path, obj, checksum=True)
+
+    def read(self, *names: str) -> list[Any] | None:
+        """The outputs ``names`` of a finished stage, verified; None when one is missing or
+        damaged (a damaged one is named in a warning and set aside), so that the caller trains
+        the stage again."""
+        out = []
+        for name in names:
+            path = self.folder / name
+            if not path.is_file():
+                return None
+            try:
+                if name.endswith(".pt"):
+                    out.append(files.load_torch(path))
+                elif name.endswith(".npz"):
+                    out.append(files.load_npz(path))
+                else:
+                    out.append(files.read_json(path, verify=True))
+            except DamagedFile as exc:
+                files.set_aside(path, f"damaged cached result: {exc}")
+                return None
+        return out
+
+    def finish(self) -> None:
+        """Drop the checkpoint once the outputs are written (the optimisers are no longer needed)."""
+        (self.folder / CHECKPOINT).unlink(missing_ok=True)

@@ -10,7 +10,12 @@ Two stages, each trained over a dataset for epochs with a checkpoint per epoch
    shuffled fakes' permutation predictable (weight ``beta``). ``tiles = 0`` is the GAN without
    jigsaw.
 2. :func:`finetune`: D's trunk (or a fresh one: the baseline CNN) with a transposed-convolution
-   decoder to three-class logits (pet, background, border), its trunk trainable or frozen.
+   decoder to three-class logits (pet, background, border), its trunk trainable or frozen, for
+   20 epochs on the authors' 80 % of Oxford-IIIT Pet's trainval; the weights of the epoch with
+   the lowest validation loss are kept, as the authors' ``finetune.py`` keeps them, and the
+   report's Table 1 ("test performance") is what their ``test()`` makes of those weights on the
+   official test split (batches of 21 in their shuffled order: :func:`authors_test_batches`).
+   Both that epoch and the last are scored, on every split.
 
 Two forms, every table says which (``FORMS``):
 
@@ -18,10 +23,15 @@ Two forms, every table says which (``FORMS``):
   of D end in a sigmoid and the jigsaw cross-entropy is applied to those sigmoid outputs (its
   loss cannot fall below :func:`lib.losses.code_form_jigsaw_floor`); a 30-way jigsaw head even
   for 4 tiles (24 permutations); fine-tuning applies the cross-entropy to a softmax output
-  (a double softmax) and feeds images in [0, 1] to a trunk pre-trained on [-1, 1], resized
-  nearest-neighbour.
+  (a double softmax) and feeds images in [0, 1] to a trunk pre-trained on [-1, 1], image and
+  trimap resized by torch's nearest (``lib/data/tensors.py``); a frozen trunk's BatchNorm
+  statistics keep updating; Fig. 3's fractions are the authors' single nested draw (seed 42).
 - ``corrected``: logits into every loss, a head with one output per permutation, the same
-  [-1, 1] range in both stages, images resized bilinearly (masks always nearest).
+  [-1, 1] range in both stages, images resized bilinearly (masks by PIL's nearest), a frozen
+  trunk frozen whole (its statistics fixed: the report says the representation is not
+  altered), and one nested draw of the fractions per seed.
+
+Both use the authors' 80 / 20 split of trainval (``lib/data/oxford_pet.py``).
 
 One pre-trained D (per form, tiles, seed and data) is shared by every fine-tuning that needs
 it: it is cached on disk under its configuration's hash and never recomputed.
@@ -29,18 +39,17 @@ it: it is cached on disk under its configuration's hash and never recomputed.
 
 from __future__ import annotations
 
-import io
-import json
+import copy
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from .. import files
+from ..code_fingerprint import code_fingerprint
 from ..jigsaw import hamming_summary, permutation_set, shuffle_tiles
-from ..loops.epochs import Training, config_key, fingerprint, train_epochs
+from ..loops.epochs import Stage, Training, fingerprint, train_epochs
 from ..losses import discriminator_loss, generator_loss, segmentation_loss
 from ..metrics.confusion import ConfusionMatrix, ReportProtocol
 from ..models.jigsawgan import Discriminator, Generator, SegmentationNet
@@ -64,14 +73,17 @@ class Form:
     jigsaw_head: int | None  # outputs of the jigsaw head; None: one per permutation
     softmax_output: bool  # the segmentation net ends in a softmax fed to the CE
     finetune_range: str  # "unit" ([0, 1]) or "symmetric" ([-1, 1]) input in fine-tuning
-    finetune_resize: str  # how fine-tuning images are resized: "nearest" or "bilinear"
+    finetune_resize: str  # fine-tuning images: "nearest" (torch's, lib/data/tensors.py) or "bilinear"
+    fractions: str  # Fig. 3's training fractions: "authors" (one nested draw for every seed) or "seeded"
+    trunk_statistics: str  # a frozen trunk's BatchNorm statistics: "update" (drift) or "fixed"
 
 
 FORMS = {
     "code": Form("code", sigmoid_heads=True, jigsaw_head=30, softmax_output=True, finetune_range="unit",
-                 finetune_resize="nearest"),
+                 finetune_resize="nearest", fractions="authors", trunk_statistics="update"),
     "corrected": Form("corrected", sigmoid_heads=False, jigsaw_head=None, softmax_output=False,
-                      finetune_range="symmetric", finetune_resize="bilinear"),
+                      finetune_range="symmetric", finetune_resize="bilinear", fractions="seeded",
+                      trunk_statistics="fixed"),
 }
 
 
@@ -122,6 +134,8 @@ class Pretrained:
     permutations: torch.Tensor | None
     hamming: dict[str, float] = field(default_factory=dict)
     samples: np.ndarray | None = None  # (16, 64, 64, 3) uint8 images drawn from G at the end
+    stage: str = ""  # its cache folder's name (parameters, data and code): what a fine-tuning names
+    code: str = ""  # the fingerprint of the pre-training's code
 
 
 def build_pretraining(setting: PretrainSetting, device: torch.device):
@@ -139,11 +153,12 @@ def pretrain(train: torch.Tensor, held_out: torch.Tensor, setting: PretrainSetti
     """Pre-train on ``train`` (uint8 (N, 3, 64, 64)); after each epoch, D's real/fake and jigsaw
     accuracy on ``held_out`` are logged. Cached under ``cache/pretrain/``: a finished run is read
     back, an interrupted one resumes after its last epoch."""
-    config = {"stage": "pretrain", **asdict(setting), "data": fingerprint(train, held_out)}
-    folder = Path(cache) / "pretrain" / f"{setting.label}-{config_key(config)}"
-    final = folder / "final.pt"
-    if final.is_file():
-        return _read_pretrained(final, setting, device)
+    config = {"stage": "pretrain", **asdict(setting), "data": fingerprint(train, held_out),
+              "code": code_fingerprint(pretrain)}
+    stage = Stage(cache, "pretrain", setting.label, config)
+    done = stage.read("final.pt")
+    if done is not None:
+        return _pretrained(done[0], setting, device, stage)
     g, d, perms = build_pretraining(setting, device)
     opt_g = torch.optim.Adam(g.parameters(), lr=setting.lr, betas=setting.betas)
     opt_d = torch.optim.Adam(d.parameters(), lr=setting.lr, betas=setting.betas)
@@ -168,15 +183,16 @@ def pretrain(train: torch.Tensor, held_out: torch.Tensor, setting: PretrainSetti
                          **_prefixed("g_", parts_g)})
         return {**_mean(rows), **_held_out_scores(d, held_out, perms, setting, e, device)}
 
-    train_epochs(folder, training, setting.epochs, epoch, config, progress=progress, desc=setting.label)
+    train_epochs(stage.folder, training, setting.epochs, epoch, config, progress=progress, desc=setting.label)
     with torch.no_grad():
         g.eval()
         z = torch.randn(16, setting.latent, 1, 1, generator=seeded("samples", setting.seed)).to(device)
         samples = ((g(z).clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
     result = Pretrained(setting, d, training.log, perms, hamming_summary(perms) if perms is not None else {},
-                        samples)
-    _write_pretrained(final, result)
-    (folder / "checkpoint.pt").unlink(missing_ok=True)  # G, the optimisers: no longer needed
+                        samples, stage.name, config["code"])
+    stage.write("final.pt", {"discriminator": d.state_dict(), "log": result.log, "hamming": result.hamming,
+                             "samples": samples, "permutations": perms.cpu() if perms is not None else None})
+    stage.finish()  # G, the optimisers: no longer needed
     return result
 
 
@@ -213,20 +229,13 @@ def _held_out_scores(d: Discriminator, images: torch.Tensor, perms: torch.Tensor
     return out
 
 
-def _write_pretrained(path: Path, p: Pretrained) -> None:
-    state = {"discriminator": p.discriminator.state_dict(), "log": p.log, "hamming": p.hamming,
-             "samples": p.samples, "permutations": p.permutations.cpu() if p.permutations is not None else None}
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    with files.atomic_write(path) as f:
-        f.write(buffer.getvalue())
-
-
-def _read_pretrained(path: Path, setting: PretrainSetting, device: torch.device) -> Pretrained:
-    state = torch.load(path, map_location="cpu", weights_only=False)
+def _pretrained(state: Mapping[str, Any], setting: PretrainSetting, device: torch.device, stage: Stage
+                ) -> Pretrained:
+    """A finished pre-training, read back from its stage's ``final.pt``."""
     _, d, perms = build_pretraining(setting, device)
     d.load_state_dict(state["discriminator"])
-    return Pretrained(setting, d, state["log"], perms, state["hamming"], state["samples"])
+    return Pretrained(setting, d, state["log"], perms, state["hamming"], state["samples"], stage.name,
+                      stage.config["code"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -276,47 +285,104 @@ class FinetuneSetting:
 
 @dataclass
 class Split:
-    """A labelled split as tensors: uint8 images (N, 3, 64, 64) and int64 masks (N, 64, 64)."""
+    """A labelled split as tensors: uint8 images (N, 3, 64, 64) and int64 masks (N, 64, 64);
+    for a training split, each image's place in the authors' draw of a training fraction
+    (``order``, see :func:`lib.data.oxford_pet.authors_split`) and the size of the full training
+    part those places count in (``full``); None: drawn here as the authors would
+    (:func:`authors_order`)."""
 
     name: str
     images: torch.Tensor
     masks: torch.Tensor
+    order: torch.Tensor | None = None
+    full: int | None = None
 
 
-def training_subset(n: int, fraction: float, seed: int) -> torch.Tensor:
-    """The first ``int(fraction * n)`` (at least 1) of a seeded permutation of the training split:
-    nested, so 20 % holds the 10 % subset (the authors draw each fraction independently)."""
-    order = torch.randperm(n, generator=seeded("fraction", seed))
-    return order[: max(1, int(fraction * n))]
+def authors_order(n: int) -> torch.Tensor:
+    """Each of ``n`` training images' place in a draw made as the authors' ``finetune.py`` makes
+    it (``np.random.seed(42)``, then a shuffle), for data without the authors' split file."""
+    shuffled = np.arange(n)
+    np.random.RandomState(42).shuffle(shuffled)
+    order = np.empty(n, np.int64)
+    order[shuffled] = np.arange(n)
+    return torch.from_numpy(order)
+
+
+def training_subset(train: Split, fraction: float, seed: int, rule: str) -> torch.Tensor:
+    """The indices of ``train`` that a fine-tuning on ``fraction`` of it uses (at least one), nested
+    (20 % holds the 10 % subset) under both rules: ``"authors"``, the authors' draw, the same for
+    every seed (the images whose place is below ``int(full * fraction)``, as their finetune.py
+    reseeds 42 on every run); ``"seeded"``, the first ``int(fraction * n)`` of a permutation drawn
+    from the seed, so that the spread over seeds includes the draw."""
+    n = len(train.images)
+    if rule == "authors":
+        order = train.order if train.order is not None else authors_order(n)
+        full = train.full if train.order is not None else n
+        keep = torch.nonzero(order < int(full * fraction)).flatten()
+        return keep if len(keep) else order.argmin().reshape(1)
+    if rule != "seeded":
+        raise ValueError(f"fraction rule {rule!r}: use 'authors' or 'seeded'")
+    return torch.randperm(n, generator=seeded("fraction", seed))[: max(1, int(fraction * n))]
+
+
+#: the checkpoints a fine-tuning is scored at: its last epoch, and the epoch of the lowest
+#: validation loss (the one the authors' finetune.py keeps and their test() scores)
+CHECKPOINTS = {"last": "last epoch", "best": "lowest val loss"}
+#: images per batch in the report's protocol, by split: the authors' validation loader (16) and
+#: their test() loader (21, shuffled after seeding 42: :func:`authors_test_batches`)
+REPORT_BATCH = {"val": BATCH, "test": 21}
+
+
+def authors_test_batches(n: int, batch: int = 21) -> list[torch.Tensor]:
+    """The batches in which the authors' ``test()`` scores ``n`` test images: it seeds torch with
+    42, builds its segmentation network (PyTorch's default initialisation draws from the seeded
+    generator: four convolutions and two heads of D, four transposed convolutions of the decoder,
+    in that order), then iterates a shuffled DataLoader of batch 21, which draws its own base seed
+    and then the seed of its permutation. The same draws are made here (on a forked generator,
+    the caller's random state untouched), so the batches are theirs wherever PyTorch's
+    DataLoader shuffles as it did for them."""
+    from torch import nn
+    from torch.utils.data import DataLoader
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(42)
+        for c_in, c_out in ((3, 64), (64, 128), (128, 256), (256, 512), (512, 1), (512, 30)):
+            nn.Conv2d(c_in, c_out, 4)  # D's trunk, then its real/fake and jigsaw heads
+        for c_in, c_out in ((512, 256), (256, 128), (128, 64), (64, 3)):
+            nn.ConvTranspose2d(c_in, c_out, 4)  # the decoder
+        return [b for b in DataLoader(range(n), batch_size=batch, shuffle=True)]
 
 
 def finetune(train: Split, evaluate: Mapping[str, Split], setting: FinetuneSetting, pretrained: Pretrained | None,
              cache: str | Path, device: torch.device, progress: bool = False, keep: int = 8) -> dict[str, Any]:
-    """Fine-tune on ``train`` and score every split of ``evaluate`` at the end (one confusion
-    matrix per split, and the report's batch-averaged protocol). The validation split's loss and
-    report scores are also logged per epoch (the report's Fig. 5). Cached under
-    ``cache/finetune/``; returns ``{"log": [...], "scores": {split: {...}}, "predictions": ...}``."""
+    """Fine-tune on ``train`` for ``setting.epochs`` epochs, scoring the validation split after
+    each (every score of :func:`score`, logged as ``val_*``: the report's Fig. 5, and Fig. 3's
+    choice of epoch) and keeping the weights of the epoch with the lowest validation loss, as the
+    authors' finetune.py does. Then every split of ``evaluate`` is scored at both checkpoints
+    (:data:`CHECKPOINTS`), the test split in the authors' test() batches. Cached under
+    ``cache/finetune/``; returns ``{"log", "scores": {checkpoint: {split: {...}}}, "best_epoch",
+    "predictions"}`` (predictions: the lowest-validation-loss network's, as the authors keep it)."""
     f = form(setting.form)
     if (pretrained is None) != (setting.init == "scratch"):
         raise ValueError(f"{setting.label}: a pre-trained D is needed exactly when init is not 'scratch'")
-    subset = training_subset(len(train.images), setting.fraction, setting.seed)
+    subset = training_subset(train, setting.fraction, setting.seed, f.fractions)
     config = {"stage": "finetune", **asdict(setting), "data": fingerprint(train.images[subset], train.masks[subset]),
               "evaluate": {k: fingerprint(s.images, s.masks) for k, s in evaluate.items()},
-              "pretrained": asdict(pretrained.setting) if pretrained is not None else None}
-    folder = Path(cache) / "finetune" / f"{setting.label}-{config_key(config)}"
-    done = folder / "result.json"
-    if done.is_file():
-        result = json.loads(done.read_text())
-        result["predictions"] = dict(np.load(folder / "predictions.npz"))
-        return result
+              "pretrained": pretrained.stage if pretrained is not None else None, "code": code_fingerprint(finetune)}
+    stage = Stage(cache, "finetune", setting.label, config)
+    done = stage.read("result.json", "predictions.npz")
+    if done is not None:
+        return {**done[0], "predictions": done[1]}
     init = seeded("segmentation", setting.seed)
     trunk = pretrained.discriminator.trunk if pretrained is not None else None
-    net = SegmentationNet(trunk, len(CLASSES), softmax_output=f.softmax_output, frozen=setting.trunk == "frozen",
-                          generator=init).to(device)
+    frozen = setting.trunk == "frozen"
+    net = SegmentationNet(trunk, len(CLASSES), softmax_output=f.softmax_output, frozen=frozen,
+                          fixed_statistics=frozen and f.trunk_statistics == "fixed", generator=init).to(device)
+    best = copy.deepcopy(net).requires_grad_(False)  # the weights of the lowest validation loss so far
     opt = torch.optim.Adam(net.trainable_parameters(), lr=setting.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=setting.step, gamma=setting.gamma)
     rng = seeded("finetune", setting.seed)
-    training = Training({"net": net}, {"net": opt}, rng, {"net": sched})
+    training = Training({"net": net, "best": best}, {"net": opt}, rng, {"net": sched})
     images, masks = train.images[subset], train.masks[subset]
     val = evaluate.get("val")
 
@@ -333,17 +399,27 @@ def finetune(train: Split, evaluate: Mapping[str, Split], setting: FinetuneSetti
         row = {"train_loss": float(np.mean(losses))}
         if val is not None:
             s = score(net, val, f)
-            row.update(val_loss=s["loss"], val_pixel_accuracy=s["report_pixel_accuracy"], val_iou=s["report_iou"])
+            if all(s["loss"] < r["val_loss"] for r in training.log):  # the authors' `< best_loss`
+                best.load_state_dict(net.state_dict())
+            row.update({f"val_{k}": v for k, v in s.items()})
         return row
 
-    train_epochs(folder, training, setting.epochs, epoch, config, progress=progress, desc=setting.label)
-    scores = {name: score(net, split, f) for name, split in evaluate.items()}
-    predictions = {name: predict(net, split.images[:keep], f) for name, split in evaluate.items()}
-    result = {"setting": asdict(setting), "log": training.log, "scores": scores, "train_images": len(subset),
-              "seconds": float(sum(r["seconds"] for r in training.log))}
-    files.save_npz(folder / "predictions.npz", **predictions)
-    files.write_json(done, result)
-    (folder / "checkpoint.pt").unlink(missing_ok=True)
+    train_epochs(stage.folder, training, setting.epochs, epoch, config, progress=progress, desc=setting.label)
+    if val is None:  # nothing to choose by: the last epoch is kept
+        best.load_state_dict(net.state_dict())
+    losses = [r["val_loss"] for r in training.log] if val is not None else []
+    best_epoch = 1 + int(np.argmin(losses)) if losses else setting.epochs
+    nets = {"last": net, "best": best}
+    scores = {which: {name: score(n, split, f, batch=REPORT_BATCH.get(name, BATCH),
+                                  batches=authors_test_batches(len(split.images)) if name == "test" else None)
+                      for name, split in evaluate.items()} for which, n in nets.items()}
+    predictions = {name: predict(best, split.images[:keep], f) for name, split in evaluate.items()}
+    code = code_fingerprint(pretrain, finetune) if pretrained is not None else config["code"]
+    result = {"setting": asdict(setting), "log": training.log, "scores": scores, "best_epoch": best_epoch,
+              "train_images": len(subset), "seconds": float(sum(r["seconds"] for r in training.log)), "code": code}
+    stage.write("predictions.npz", predictions)
+    stage.write("result.json", result)
+    stage.finish()
     return {**result, "predictions": predictions}
 
 
@@ -358,18 +434,22 @@ def predict(net: SegmentationNet, images: torch.Tensor, f: Form) -> np.ndarray:
 
 
 @torch.no_grad()
-def score(net: SegmentationNet, split: Split, f: Form) -> dict[str, float]:
-    """Both protocols on ``split``, in batches of 16 in the split's order: one confusion matrix
-    over the whole split (pixel accuracy, class accuracy, per-class and mean IoU) and the report's
-    batch means (micro pixel accuracy; micro Jaccard with background targets dropped); and the
-    mean cross-entropy the model trains on."""
+def score(net: SegmentationNet, split: Split, f: Form, batch: int = BATCH,
+          batches: Sequence[torch.Tensor] | None = None) -> dict[str, float]:
+    """Both protocols on ``split``: one confusion matrix over the whole split (pixel accuracy,
+    class accuracy, per-class and mean IoU: the order of the images does not matter) and the
+    report's batch means (micro pixel accuracy; micro Jaccard with background targets dropped;
+    and the mean cross-entropy the model trains on), over ``batches`` (index tensors: the
+    authors' test() order) or batches of ``batch`` in the split's order."""
     net.eval()
     device = next(net.parameters()).device
     matrix, report = ConfusionMatrix(len(CLASSES), CLASSES), ReportProtocol(ignore_index=CLASSES.index("background"))
     losses = []
-    for i in range(0, len(split.images), BATCH):
-        out = net(to_input(split.images[i: i + BATCH], f.finetune_range).to(device))
-        target = split.masks[i: i + BATCH].to(device)
+    if batches is None:
+        batches = torch.arange(len(split.images)).split(batch)
+    for idx in batches:
+        out = net(to_input(split.images[idx], f.finetune_range).to(device))
+        target = split.masks[idx].to(device)
         losses.append(segmentation_loss(out, target, f.softmax_output).item())
         pred = out.argmax(1)
         matrix.update(pred, target)
@@ -420,13 +500,15 @@ def run(fine: list[FinetuneSetting], base: PretrainSetting, unlabelled: tuple[to
             pretrained[p] = pretrain(*unlabelled, p, cache, device, progress)
         result = finetune(train, evaluate, s, pretrained.get(p), cache, device, progress)
         results[s] = result
-        for split in evaluate:  # in the caller's order (a cached result's keys come back sorted)
-            scores = result["scores"][split]
-            rows.append({"form": s.form, "method": s.method, "tiles": float(s.tiles) if s.init == "jigsaw" else np.nan,
-                         "trunk": s.trunk, "fraction": s.fraction, "seed": s.seed, "split": split,
-                         "epochs": s.epochs, "train_images": result["train_images"],
-                         **{k: scores[k] for k in SCORES},
-                         "seconds": result["seconds"]})
+        for which, checkpoint in CHECKPOINTS.items():
+            for split in evaluate:  # in the caller's order (a cached result's keys come back sorted)
+                scores = result["scores"][which][split]
+                rows.append({"form": s.form, "method": s.method,
+                             "tiles": float(s.tiles) if s.init == "jigsaw" else np.nan, "trunk": s.trunk,
+                             "fraction": s.fraction, "seed": s.seed, "split": split, "checkpoint": checkpoint,
+                             "epoch": result["best_epoch"] if which == "best" else s.epochs, "epochs": s.epochs,
+                             "train_images": result["train_images"], **{k: scores[k] for k in SCORES},
+                             "seconds": result["seconds"], "code": result["code"]})
     return pd.DataFrame(rows), {p.label: v for p, v in pretrained.items()}, results
 
 
@@ -439,6 +521,16 @@ def tensors(samples, resize: str) -> tuple[torch.Tensor, torch.Tensor | None]:
     from ..data.tensors import to_tensors
 
     return to_tensors(samples, size=64, image_resize=resize)
+
+
+def labelled_split(name: str, samples, resize: str) -> Split:
+    """A labelled split as tensors, with the authors' draw order of its images when the data
+    carry it (``meta["order"]`` and ``meta["part_size"]``: Oxford-IIIT Pet's split file)."""
+    images, masks = tensors(samples, resize)
+    orders = [s.meta.get("order") for s in samples]
+    if not orders or any(o is None for o in orders):
+        return Split(name, images, masks)
+    return Split(name, images, masks, torch.tensor(orders), int(samples[0].meta["part_size"]))
 
 
 def unlabelled_split(images: torch.Tensor, held_out: float = 0.2) -> tuple[torch.Tensor, torch.Tensor]:
@@ -484,7 +576,7 @@ class Experiment:
 
     def masks_figure(self, seed: int, n: int = 4):
         """Fig. 4: the first ``n`` validation images, their ground truth and every trainable
-        configuration's prediction (first form's images)."""
+        configuration's prediction at its lowest-validation-loss epoch (first form's images)."""
         from .. import plots
 
         chosen = [(s, r) for s, r in self.results.items() if s.seed == seed and s.trunk == "trainable"
@@ -510,7 +602,7 @@ def run_experiment(sets: Mapping[str, list], name: str, pretraining: str, fine: 
     tables, pretrained, results, truth = [], {}, {}, {}
     for fm in dict.fromkeys(s.form for s in fine):
         resize = form(fm).finetune_resize
-        parts = {p: Split(p, *tensors(sets[f"{name}/{p}"], resize)) for p in ("train", "val", "test")
+        parts = {p: labelled_split(p, sets[f"{name}/{p}"], resize) for p in ("train", "val", "test")
                  if f"{name}/{p}" in sets and len(sets[f"{name}/{p}"])}
         truth[fm] = parts["val"]
         evaluate = {p: s for p, s in parts.items() if p != "train"}
@@ -531,22 +623,24 @@ METRICS = ("report_pixel_accuracy", "report_iou", "pixel_accuracy", "mean_iou", 
            "iou_border", "class_accuracy")
 
 
-def table1(runs, comparable: bool = False):
-    """Mean and std over seeds of :data:`METRICS` in %, per form, configuration and split, with
-    the report's Table 1 numbers beside the ``val`` rows of Oxford-IIIT Pet (``diff`` only when
-    the run is ``comparable``: the report's data and epochs)."""
+def table1(runs, comparable: bool = False, split: str = "test", checkpoint: str = CHECKPOINTS["best"]):
+    """Mean and std over seeds of :data:`METRICS` in % (and of the epoch scored), per form and
+    configuration, on ``split`` at ``checkpoint``. The report's Table 1 stands beside the rows it
+    reports: Oxford-IIIT Pet's test split at the lowest-validation-loss checkpoint, as the authors'
+    test() scores it (``diff`` only when the run is ``comparable``: the report's data and epochs)."""
     from ..reported import paper_number
     from ..tables import seed_summary, with_paper_columns
 
-    runs = runs.copy()
+    runs = runs[(runs["split"] == split) & (runs["checkpoint"] == checkpoint)].copy()
     for m in METRICS:
         runs[m] = runs[m] * 100
-    keep = ["model", "form", "method", "tiles", "trunk", "dataset", "split", "seed", *METRICS, "seconds"]
-    summary = seed_summary(runs[keep], [*METRICS, "seconds"])
-    oxford = runs["dataset"].iloc[0] == "oxford_pet" if "dataset" in runs else False
+    keep = ["model", "form", "method", "tiles", "trunk", "dataset", "split", "checkpoint", "seed", "epoch",
+            *METRICS, "seconds"]
+    summary = seed_summary(runs[keep], ["epoch", *METRICS, "seconds"])
+    reported = (split, checkpoint) == ("test", CHECKPOINTS["best"]) and set(runs["dataset"]) == {"oxford_pet"}
 
     def paper(row, metric):
-        return paper_number("jigsawgan", row, "oxford_pet", metric) if oxford and row["split"] == "val" else np.nan
+        return paper_number("jigsawgan", row, "oxford_pet", metric) if reported else np.nan
 
     return with_paper_columns(summary, ("report_pixel_accuracy", "report_iou"), paper, comparable)
 
@@ -560,13 +654,41 @@ def pretraining_summary(log):
         seeds=last.groupby(["form", "tiles"])["seed"].nunique().values, epoch=int(log.epoch.max()))
 
 
-def datasize_table(runs):
-    """Fig. 3's numbers: mean and std over seeds (in %) per form, configuration, fraction and split."""
+#: Fig. 3's epoch, three ways: the authors' (the highest validation pixel accuracy of the 20
+#: epochs, the report's protocol, as their notebook plots it), the epoch they keep (the lowest
+#: validation loss) and the last; each picks one row of a fine-tuning's per-epoch log
+FIG3_CHECKPOINTS = {
+    "highest val accuracy": lambda log: int(np.argmax([r["val_report_pixel_accuracy"] for r in log])),
+    CHECKPOINTS["best"]: lambda log: int(np.argmin([r["val_loss"] for r in log])),
+    CHECKPOINTS["last"]: lambda log: len(log) - 1,
+}
+#: Fig. 3's scores, on the validation split (%)
+FIG3_METRICS = ("report_pixel_accuracy", "report_iou", "pixel_accuracy", "mean_iou")
+
+
+def fig3_points(exp: "Experiment"):
+    """One row per fine-tuning, seed and way of choosing the epoch (:data:`FIG3_CHECKPOINTS`): the
+    validation scores of that epoch, from the per-epoch log (fractions of the training split)."""
+    import pandas as pd
+
+    rows = []
+    for s, result in exp.results.items():
+        log = result["log"]
+        if not log or "val_loss" not in log[0]:
+            continue
+        for checkpoint, choose in FIG3_CHECKPOINTS.items():
+            row = log[choose(log)]
+            rows.append({"model": model_label(asdict(s) | {"method": s.method}), "form": s.form, "method": s.method,
+                         "tiles": float(s.tiles) if s.init == "jigsaw" else np.nan, "fraction": s.fraction,
+                         "train_images": result["train_images"], "dataset": exp.name, "split": "val",
+                         "checkpoint": checkpoint, "seed": s.seed, "epoch": row["epoch"],
+                         **{m: 100 * row[f"val_{m}"] for m in FIG3_METRICS}})
+    return pd.DataFrame(rows)
+
+
+def datasize_table(points):
+    """Fig. 3's numbers: mean and std over seeds (in %) of :func:`fig3_points`, per form,
+    configuration, fraction and choice of epoch."""
     from ..tables import seed_summary
 
-    runs = runs.copy()
-    metrics = ["pixel_accuracy", "mean_iou", "report_pixel_accuracy", "report_iou"]
-    for m in metrics:
-        runs[m] = runs[m] * 100
-    keep = ["model", "form", "method", "tiles", "fraction", "train_images", "dataset", "split", "seed", *metrics]
-    return seed_summary(runs[keep], metrics)
+    return seed_summary(points, ["epoch", *FIG3_METRICS])

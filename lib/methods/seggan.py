@@ -23,8 +23,6 @@ The image given to G with the mask lets G reconstruct the image without reading 
 from __future__ import annotations
 
 import contextlib
-import io
-import json
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -34,13 +32,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import files
+from ..code_fingerprint import code_fingerprint
 from ..data import Sample
 from ..data.crops import IGNORE, Crops, center_crop, draw_crops, loader, shrunk
-from ..loops.epochs import Training, config_key, fingerprint, train_epochs
+from ..loops.epochs import Stage, Training, fingerprint, train_epochs
 from ..losses import ADVERSARIAL, adversarial_loss, content_loss, d_loss, one_hot_masks
 from ..metrics.confusion import ConfusionMatrix
-from ..models.seggan import BACKBONES, ImageDiscriminator, MaskToImage, segmentation_net
+from ..models.seggan import BACKBONES, BATCHNORM, ImageDiscriminator, MaskToImage, segmentation_net
 from ..runtime import generator as seeded
 
 METHODS = ("deeplab", "seggan")
@@ -71,13 +69,15 @@ class Setting:
     adversarial: str = "minimax"  # eq. (5) as written; or "non-saturating" (see lib.losses.adversarial_loss)
     width: int = 64  # G's and D's first layer width (pix2pix's; the paper gives none)
     dropout: float = 0.5  # G's dropout (the paper's rate)
-    crop: int = 240  # training crops (the paper: "random crop or resize", no size; within Stanford's 320 x 240)
+    crop: int = 240  # training crops (the paper: "random crop or resize", no size; see lib/data/crops.py)
     max_side: int | None = None  # images shrunk to this longer side first (None: as stored)
+    batchnorm: str = "train"  # DeepLab's BatchNorm in training (the paper: silent): "train" or "frozen" (DrSleep's)
 
     def __post_init__(self):
         for name, value, allowed in (("method", self.method, METHODS), ("backbone", self.backbone, BACKBONES),
                                      ("generator_input", self.generator_input, GENERATOR_INPUTS),
-                                     ("adversarial", self.adversarial, ADVERSARIAL)):
+                                     ("adversarial", self.adversarial, ADVERSARIAL),
+                                     ("batchnorm", self.batchnorm, BATCHNORM)):
             if value not in allowed:
                 raise ValueError(f"{name}={value!r}: use one of {', '.join(allowed)}")
         if self.crop % 16 or self.crop < 16:
@@ -173,13 +173,6 @@ def _chunks(iterations: int, every: int, e: int) -> range:
     return range((e - 1) * every + 1, min(e * every, iterations) + 1)
 
 
-def _save(path: Path, state: Mapping[str, Any]) -> None:
-    buffer = io.BytesIO()
-    torch.save(dict(state), buffer)
-    with files.atomic_write(path) as f:
-        f.write(buffer.getvalue())
-
-
 # --------------------------------------------------------------------------------------------
 # Stage 1: the mask-to-image GAN
 
@@ -192,7 +185,8 @@ class GAN:
     generator: MaskToImage
     discriminator: ImageDiscriminator
     log: list[dict[str, float]]
-    folder: Path
+    folder: Path  # its stage's cache folder (parameters, data and code)
+    code: str = ""  # the fingerprint of stage 1's code
 
 
 def build_gan(s: Setting, classes: int, device: torch.device) -> tuple[MaskToImage, ImageDiscriminator]:
@@ -225,15 +219,15 @@ def train_gan(data: LabelledSet, s: Setting, cache: str | Path, device: torch.de
               progress: bool = False) -> GAN:
     """Stage 1 on ``data.train`` (cached under ``cache/seggan/gan``: read back when finished,
     resumed after the last checkpoint when interrupted)."""
-    config = {"stage": "gan", **s.gan_config(), "classes": len(data.classes), "data": data.fingerprint("train")}
-    folder = Path(cache) / "seggan" / "gan" / f"{s.generator_input.replace('+', '_')}-seed{s.seed}-{config_key(config)}"
+    config = {"stage": "gan", **s.gan_config(), "classes": len(data.classes), "data": data.fingerprint("train"),
+              "code": code_fingerprint(train_gan)}
+    stage = Stage(cache, "seggan/gan", f"{s.generator_input.replace('+', '_')}-seed{s.seed}", config)
     g, d = build_gan(s, len(data.classes), device)
-    final = folder / "final.pt"
-    if final.is_file():
-        state = torch.load(final, map_location="cpu", weights_only=False)
-        g.load_state_dict(state["G"])
-        d.load_state_dict(state["D"])
-        return GAN(s, g, d, state["log"], folder)
+    done = stage.read("final.pt")
+    if done is not None:
+        g.load_state_dict(done[0]["G"])
+        d.load_state_dict(done[0]["D"])
+        return GAN(s, g, d, done[0]["log"], stage.folder, config["code"])
     opt_g = torch.optim.Adam(g.parameters(), lr=s.gan_lr, betas=s.betas, eps=s.eps, fused=True)
     opt_d = torch.optim.Adam(d.parameters(), lr=s.gan_lr, betas=s.betas, eps=s.eps, fused=True)
     rng = seeded("seggan gan", s.seed)
@@ -249,11 +243,11 @@ def train_gan(data: LabelledSet, s: Setting, cache: str | Path, device: torch.de
         return {"iteration": its[-1], **_mean(rows)}
 
     epochs = math.ceil(s.gan_iterations / checkpoint_every)
-    train_epochs(folder, training, epochs, chunk, {**config, "checkpoint_every": checkpoint_every}, progress=progress,
-                 desc=f"GAN {s.generator_input} seed {s.seed}")
-    _save(final, {"G": g.state_dict(), "D": d.state_dict(), "log": training.log})
-    (folder / "checkpoint.pt").unlink(missing_ok=True)
-    return GAN(s, g, d, training.log, folder)
+    train_epochs(stage.folder, training, epochs, chunk, {**config, "checkpoint_every": checkpoint_every},
+                 progress=progress, desc=f"GAN {s.generator_input} seed {s.seed}")
+    stage.write("final.pt", {"G": g.state_dict(), "D": d.state_dict(), "log": training.log})
+    stage.finish()
+    return GAN(s, g, d, training.log, stage.folder, config["code"])
 
 
 def _test_crops(data: LabelledSet, s: Setting, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -340,14 +334,14 @@ def train_segmentation(data: LabelledSet, s: Setting, gan: GAN | None, cache: st
         raise ValueError(f"{s.label}: a stage-1 GAN is needed exactly for method 'seggan'")
     config = {"stage": "segmentation", **s.segmentation_config(), "classes": list(data.classes),
               "data": data.fingerprint("train"), "test": data.fingerprint("test"),
-              "gan": gan.folder.name if gan is not None else None, "weights_file": _file_digest(s.weights)}
-    folder = Path(cache) / "seggan" / "segmentation" / f"{data.name}-{s.label}-{config_key(config)}"
-    done = folder / "result.json"
-    if done.is_file():
-        with np.load(folder / "predictions.npz") as saved:
-            predictions = [saved[str(k)] for k in range(len(saved.files))]
-        return {**json.loads(done.read_text()), "predictions": predictions}
-    net = segmentation_net(len(data.classes), s.backbone, s.weights, generator=seeded("deeplab", s.seed)).to(device)
+              "gan": gan.folder.name if gan is not None else None, "weights_file": _file_digest(s.weights),
+              "code": code_fingerprint(train_segmentation)}
+    stage = Stage(cache, "seggan/segmentation", f"{data.name}-{s.label}", config)
+    done = stage.read("result.json", "predictions.npz")
+    if done is not None:
+        return {**done[0], "predictions": [done[1][str(k)] for k in range(len(done[1]))]}
+    net = segmentation_net(len(data.classes), s.backbone, s.weights, generator=seeded("deeplab", s.seed),
+                           batchnorm=s.batchnorm).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=s.lr, betas=s.betas, eps=s.eps, fused=True)  # one kernel per step
     rng = seeded("seggan segmentation", s.seed)  # the same batches for the baseline and SegGAN
     training = Training({"net": net}, {"net": opt}, rng)
@@ -364,15 +358,16 @@ def train_segmentation(data: LabelledSet, s: Setting, gan: GAN | None, cache: st
         return {"iteration": its[-1], **_mean(rows)}
 
     epochs = math.ceil(s.iterations / checkpoint_every)
-    train_epochs(folder, training, epochs, chunk, {**config, "checkpoint_every": checkpoint_every},
+    train_epochs(stage.folder, training, epochs, chunk, {**config, "checkpoint_every": checkpoint_every},
                  progress=progress, desc=s.label)
     scores, predictions = evaluate(net, data, s.max_side, keep=keep)
+    code = code_fingerprint(train_gan, train_segmentation) if gan is not None else config["code"]
     result = {"setting": asdict(s), "log": training.log, "scores": scores, "weights_note": net.weights_note,
               "seconds": float(sum(r["seconds"] for r in training.log)), "train_images": len(data.train),
-              "test_images": len(data.test)}
-    files.save_npz(folder / "predictions.npz", **{str(k): p for k, p in enumerate(predictions)})
-    files.write_json(done, result)
-    (folder / "checkpoint.pt").unlink(missing_ok=True)
+              "test_images": len(data.test), "code": code}
+    stage.write("predictions.npz", {str(k): p for k, p in enumerate(predictions)})
+    stage.write("result.json", result)
+    stage.finish()
     return {**result, "predictions": predictions}
 
 
@@ -448,7 +443,7 @@ def run(data: LabelledSet, settings: Sequence[Setting], cache: str | Path, devic
         results[s] = result
         rows.append({"dataset": data.name, **row_keys(s), "seed": s.seed, "iterations": s.iterations,
                      "train_images": result["train_images"], "test_images": result["test_images"],
-                     **result["scores"], "seconds": result["seconds"]})
+                     **result["scores"], "seconds": result["seconds"], "code": result["code"]})
     use = [{"dataset": data.name, "generator_input": gi, "seed": seed, **mask_use(g, data)}
            for (gi, seed), g in gans.items()]
     return Experiment(data, pd.DataFrame(rows), gans, results, pd.DataFrame(use))
@@ -517,10 +512,31 @@ def per_class_table(runs, classes: Sequence[str], paper_dataset: str | None = No
     return pd.concat([ours.reset_index(), pd.DataFrame(rows)], ignore_index=True)
 
 
+def crop_for(crop: int | Mapping[str, int], dataset: str) -> int:
+    """The training crop of ``dataset``: ``crop`` itself, or its entry for the dataset (the
+    ``paper`` profile gives Stanford Background 240, the largest multiple of 16 within its
+    320 x 240 images, and VOC 320, the multiple of 16 nearest DeepLab's own 321 x 321 crops)."""
+    if isinstance(crop, Mapping):
+        if dataset not in crop:
+            raise ValueError(f"crop={dict(crop)!r} gives no crop for {dataset}: add '{dataset}: <side>'")
+        return crop[dataset]
+    return crop
+
+
+def for_dataset(settings: Sequence[Setting], dataset: str, weights: Mapping[str, str],
+                crop: int | Mapping[str, int]) -> list[Setting]:
+    """``settings`` as they run on ``dataset``: DeepLab's initial weights for it (none when
+    ``weights`` names none) and its crop (:func:`crop_for`)."""
+    return [replace(s, weights=weights.get(dataset), crop=crop_for(crop, dataset)) for s in settings]
+
+
 def settings_grid(base: Setting, seeds: Sequence[int], generator_inputs: Sequence[str],
-                  lambdas: Sequence[tuple[float, float]] = ((0.1, 0.1),), baseline: bool = True) -> list[Setting]:
-    """The DeepLab baseline per seed, then SegGAN per generator input, (lambda1, lambda2) and seed."""
+                  lambdas: Sequence[tuple[float, float]] | None = None, baseline: bool = True) -> list[Setting]:
+    """The DeepLab baseline per seed, then SegGAN per generator input, (lambda1, lambda2) and seed;
+    ``lambdas=None``: ``base``'s own lambda1 and lambda2 (never a default that would override them)."""
     out = [replace(base, method="deeplab", seed=seed) for seed in seeds] if baseline else []
+    if lambdas is None:
+        lambdas = [(base.lambda_content, base.lambda_adversarial)]
     for gi in generator_inputs:
         for l_c, l_a in lambdas:
             out += [replace(base, method="seggan", generator_input=gi, lambda_content=l_c, lambda_adversarial=l_a,
@@ -635,19 +651,6 @@ def lambda_table(runs, metric: str = "mean_iou"):
     out[f"{metric}_minus_deeplab_std"] = g["diff"].std(ddof=1)
     out["seeds"] = g["seed"].nunique()
     return out.reset_index()
-
-
-def check_parameters(generator_inputs: Sequence[str], checkpoint_every: int,
-                     lambdas: Sequence[float] | None = None) -> None:
-    """The notebooks' SegGAN-specific parameter checks (a ParameterError names the parameter)."""
-    from ..study import check
-
-    check(bool(generator_inputs) and set(generator_inputs) <= set(GENERATOR_INPUTS), "generator_inputs",
-          generator_inputs, f"a non-empty subset of {list(GENERATOR_INPUTS)}")
-    check(checkpoint_every >= 1, "checkpoint_every", checkpoint_every, "a positive integer")
-    if lambdas is not None:
-        check(all(v >= 0 for v in lambdas) and len(set(lambdas)) == len(lambdas), "lambdas", lambdas,
-              "distinct weights >= 0")
 
 
 def weights_note(exp: Experiment) -> str:

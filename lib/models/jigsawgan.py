@@ -123,16 +123,21 @@ class SegmentationNet(nn.Module):
             CrossEntropyLoss to this softmax, a double softmax); False returns logits.
         frozen: the trunk's parameters get ``requires_grad = False``, so only the decoder
             learns. As with the authors' ``requires_grad`` freeze, the trunk's BatchNorm layers
-            still update their running statistics whenever the network is in training mode.
+            still update their running statistics whenever the network is in training mode,
+            unless ``fixed_statistics``.
+        fixed_statistics: keep the trunk in evaluation mode while the network trains, so that a
+            frozen trunk is frozen whole, running statistics included (the report says the
+            frozen representation is not altered; the authors' code lets the statistics drift).
         generator: seeds the decoder's (and a fresh trunk's) initial weights.
     """
 
     def __init__(self, trunk: nn.Module | None = None, classes: int = 3, softmax_output: bool = False,
-                 frozen: bool = False, generator: torch.Generator | None = None):
+                 frozen: bool = False, fixed_statistics: bool = False, generator: torch.Generator | None = None):
         super().__init__()
         self.classes = classes
         self.softmax_output = softmax_output
         self.frozen = frozen
+        self.fixed_statistics = fixed_statistics
         with seeded_init(generator):
             self.trunk = copy.deepcopy(trunk) if trunk is not None else discriminator_trunk()
             layers: list[nn.Module] = []
@@ -147,6 +152,13 @@ class SegmentationNet(nn.Module):
     def from_discriminator(cls, d: Discriminator, **kwargs) -> "SegmentationNet":
         """The fine-tuning network on a copy of ``d``'s trunk (``d`` itself is left untouched)."""
         return cls(d.trunk, **kwargs)
+
+    def train(self, mode: bool = True) -> "SegmentationNet":
+        """Training mode; the trunk stays in evaluation mode when ``fixed_statistics``."""
+        super().train(mode)
+        if self.fixed_statistics:
+            self.trunk.eval()
+        return self
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """The parameters to optimise: the decoder's, and the trunk's unless ``frozen``."""

@@ -18,6 +18,9 @@ G's and D's initial weights are "isotropic Gaussian" (section III.A): N(0, 0.02)
 - :class:`ImageDiscriminator` D: "4 convolutional layers with ReLU ... followed every layer but
   excludes the last": 4x4 convolutions, stride 2, 2, 2, 1, no normalisation (none is named), one
   logit per patch; the loss averages the patches. It sees an image only (eq. 1: D(I), D(I^R)).
+  Section IV blames "the GAN model's fully-connected layer" for losing location information on
+  some VOC classes; the D of section II.A has four convolutions and no such layer, so none is
+  added: a patch D keeps the location information that remark says was lost.
 """
 
 from __future__ import annotations
@@ -36,16 +39,35 @@ BACKBONES = {"resnet101": "deeplabv3_resnet101", "resnet50": "deeplabv3_resnet50
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
+#: DeepLab's BatchNorm layers while it trains: "train" (batch statistics, running statistics
+#: updated: PyTorch's default) or "frozen" (the stored statistics used and kept, as DrSleep's
+#: DeepLab-ResNet trains by default, ``--is-training`` off, because batches of a few crops give
+#: poor statistics; the scale and shift still learn). SegGAN's paper says nothing of it.
+BATCHNORM = ("train", "frozen")
+
+
 class DeepLab(nn.Module):
     """torchvision's DeepLabV3 taking images in [0, 1] (normalised inside, as its backbones
     expect) and returning logits (N, classes, H, W) at the input's size. ``weights_note`` says
-    where the initial weights came from (for table captions)."""
+    where the initial weights came from (for table captions); ``batchnorm`` how its BatchNorm
+    layers train (:data:`BATCHNORM`)."""
 
-    def __init__(self, model: nn.Module, backbone: str, weights_note: str):
+    def __init__(self, model: nn.Module, backbone: str, weights_note: str, batchnorm: str = "train"):
         super().__init__()
-        self.model, self.backbone, self.weights_note = model, backbone, weights_note
+        if batchnorm not in BATCHNORM:
+            raise ValueError(f"batchnorm={batchnorm!r}: use one of {', '.join(BATCHNORM)}")
+        self.model, self.backbone, self.weights_note, self.batchnorm = model, backbone, weights_note, batchnorm
         self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1), persistent=False)
+
+    def train(self, mode: bool = True) -> "DeepLab":
+        """Training mode; with ``batchnorm="frozen"`` the BatchNorm layers stay in evaluation mode."""
+        super().train(mode)
+        if self.batchnorm == "frozen":
+            for m in self.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        return self
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model((images - self.mean) / self.std)["out"]
@@ -58,8 +80,9 @@ def _fresh_last_layer(model: nn.Module, classes: int) -> None:
 
 
 def segmentation_net(classes: int, backbone: str = "resnet101", weights: str | None = None,
-                     generator: torch.Generator | None = None) -> DeepLab:
-    """DeepLabV3 on ``backbone`` with ``classes`` outputs and no auxiliary head.
+                     generator: torch.Generator | None = None, batchnorm: str = "train") -> DeepLab:
+    """DeepLabV3 on ``backbone`` with ``classes`` outputs and no auxiliary head, its BatchNorm
+    layers training as ``batchnorm`` says (:data:`BATCHNORM`).
 
     ``weights``:
 
@@ -109,7 +132,7 @@ def segmentation_net(classes: int, backbone: str = "resnet101", weights: str | N
         except (OSError, RuntimeError) as exc:  # urllib's errors are OSErrors
             raise RuntimeError(f"cannot fetch the weights {weights!r}: {exc}\n  Without internet, download the "
                                "file on a machine that has it and pass its path as weights") from exc
-    net = DeepLab(model, backbone, note)
+    net = DeepLab(model, backbone, note, batchnorm)
     if path is not None:
         net.weights_note = _load_file(net, path)
     return net
