@@ -3,17 +3,21 @@
 - ``evaluate bsds500|voc2012 --pred DIR``: Kim-protocol mIoU and the BSDS region benchmarks of a folder of label maps.
 - ``segment --method kanezaki2018|kim2020|dynamicseg|s3net [--form paper|code] --out DIR IMAGE...``: segment your
   own images (``--scheme fsf|scf`` for dynamicseg, ``--mu``, ``--iterations``, ``--layers``).
-- ``download bsds500|oxford_pet|stanford_background|voc2012|voc2012_aug`` / ``verify bsds500|stanford_background``:
-  get a dataset / check a copy.
+- ``download bsds500|oxford_pet|stanford_background|voc2012|voc2012_aug`` /
+  ``verify bsds500|oxford_pet|stanford_background``: get a dataset / check a copy.
 - ``benchmark``: seconds per iteration of the per-image loop (see ``lib/benchmark.py``).
 - ``coursework [--size smoke|demo] [--check]``: the nbgrader course folder (``lib/coursework.py``).
 - ``index [RESULTS]``: rebuild ``results/README.md`` from the notebooks' outputs.
+
+Every command checks what it is given (files, folders, option values, the memory a segmentation
+needs) before any long work starts, and names what is wrong and what to do about it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tempfile
 from pathlib import Path
@@ -36,10 +40,16 @@ def _evaluate(args: argparse.Namespace) -> int:
     if not pred_dir.is_dir():
         raise CLIError(f"--pred {pred_dir}: not a folder of label maps")
     if args.dataset == "bsds500":
+        given = [f"{option} {value}" for option, value in (("--ground-truth", args.ground_truth),
+                                                          ("--void", args.void)) if value is not None]
+        if given:
+            raise CLIError(f"{', '.join(given)}: voc2012's option(s); BSDS500 has one kind of ground truth "
+                           "(every annotator's segmentation) and no void label: leave them out")
         ds = data.load("bsds500", root=args.data_root, split=args.split or "test")
     else:
-        ds = data.load("voc2012", root=args.data_root, ground_truth=args.ground_truth, void=args.void,
-                       **({"split": args.split, "subset": None} if args.split else {}))
+        split = {"split": args.split, "subset": None} if args.split else {}
+        ds = data.load("voc2012", root=args.data_root, ground_truth=args.ground_truth or "object",
+                       void=args.void or "drop", **split)
     files, problems = {}, []
     for image_id in ds.ids:  # check every file name first, so all problems are reported at once
         found = [p for p in (pred_dir / f"{image_id}.png", pred_dir / f"{image_id}.npy") if p.is_file()]
@@ -102,8 +112,9 @@ def _segment_method(args: argparse.Namespace):
             raise CLIError(f"{option} {value}: must be at least 1")
     if args.max_side is not None and args.max_side < MIN_MAX_SIDE:
         raise CLIError(f"--max-side {args.max_side}: must be at least {MIN_MAX_SIDE} (pixels on the longer side)")
-    if args.mu is not None and not args.mu > 0:
-        raise CLIError(f"--mu {args.mu:g}: the weight parameter must be positive")
+    if args.mu is not None and not (math.isfinite(args.mu) and args.mu > 0):
+        raise CLIError(f"--mu {args.mu:g}: the weight parameter must be a finite number > 0 (as the notebooks' "
+                       "mu; lib/parameters.py)")
     form = {"form": args.form} if args.form is not None else {}  # None: the method's own default form
     if name == "kanezaki2018":
         return methods.Kanezaki2018(**form, iterations=args.iterations, n_layers=args.layers)
@@ -125,22 +136,53 @@ MIN_SIDE = 8
 MIN_MAX_SIDE = 16
 
 
-def _segment_inputs(args: argparse.Namespace) -> tuple[dict[Path, np.ndarray], dict[Path, np.ndarray]]:
-    """Every image file read (at its size) and shrunk for the network; CLIError names a bad one."""
-    from .data import resize_image
-    from .files import ImageFileError, read_image
+def _outputs(path: Path) -> tuple[str, str]:
+    """The files ``segment`` writes for the image ``path``: its label map and its overlay."""
+    return f"{path.stem}.png", f"{path.stem}_overlay.png"
 
-    outputs = [n for name in args.images for n in (f"{Path(name).stem}.png", f"{Path(name).stem}_overlay.png")]
+
+def _segment_shapes(args: argparse.Namespace) -> dict[Path, tuple[int, int]]:
+    """Each image's ``(height, width)`` read from its file's header, without decoding it (for the
+    memory estimate); CLIError for a folder or for two images that would write one output file.
+    A file Pillow cannot open is left to :func:`_segment_inputs`, which says why."""
+    from .memory import image_shape
+
+    outputs = [n for name in args.images for n in _outputs(Path(name))]
     clashes = sorted({n for n in outputs if outputs.count(n) > 1})
     if clashes:
         raise CLIError(f"two images would write the same output file ({', '.join(clashes)}); rename one of them "
                        "or segment them with separate --out folders")
+    shapes = {}
+    for name in args.images:
+        path = Path(name)
+        if path.is_dir():
+            raise CLIError(f"{path} is a folder; segment takes image files: give them, e.g. {path}/*.jpg")
+        shape = image_shape(path)
+        if shape is not None:
+            shapes[path] = shape
+    return shapes
+
+
+def _check_memory(method, shapes: dict[Path, tuple[int, int]], args: argparse.Namespace, device) -> None:
+    """CLIError when the images would not fit in the memory available (``lib/memory.py``)."""
+    from .memory import shortage
+
+    problem = shortage(method, shapes, args.max_side, args.batch, device, MIN_MAX_SIDE)
+    if problem:
+        raise CLIError(f"not enough memory: {problem}")
+
+
+def _segment_inputs(args: argparse.Namespace) -> tuple[dict[Path, np.ndarray], dict[Path, np.ndarray]]:
+    """Every image file read (at its size) and shrunk for the network; CLIError names a bad one."""
+    from . import files
+    from .data import resize_image
+
     originals, images = {}, {}
     for name in args.images:
         path = Path(name)
         try:
-            originals[path], note = read_image(path)
-        except ImageFileError as exc:
+            originals[path], note = files.read_image(path)
+        except files.ImageFileError as exc:
             raise CLIError(f"{exc}; segment reads the image files Pillow opens (PNG, JPEG, TIFF, BMP, ...)") from None
         if note:
             print(note)
@@ -150,6 +192,21 @@ def _segment_inputs(args: argparse.Namespace) -> tuple[dict[Path, np.ndarray], d
             raise CLIError(f"{path}: {h}x{w} pixels (HxW){' after --max-side' if shrunk else ''}; segment needs "
                            f"at least {MIN_SIDE} on its shorter side" + (": raise --max-side" if shrunk else ""))
     return originals, images
+
+
+def _check_output_folder(out: Path, images: Sequence[Path]) -> None:
+    """``--out`` can take the outputs of ``images``: it is a folder (or not there yet), and no output
+    name in it is taken by something that is not a file (a folder ``<stem>.png``), which would
+    only fail once the image has been optimised. Nothing is created."""
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {out}: exists and is not a folder; give a folder path")
+    for path in images:
+        for name, what in zip(_outputs(path), ("label map", "overlay")):
+            target = out / name
+            if target.exists() and not target.is_file():
+                kind = "a folder" if target.is_dir() else "not a regular file"
+                raise CLIError(f"--out {out}: {target} is {kind}, where segment would write the {what} of "
+                               f"{path}; move or rename it, or give another --out")
 
 
 def _output_folder(out: Path) -> Path:
@@ -166,6 +223,23 @@ def _output_folder(out: Path) -> Path:
 
 
 def _segment(args: argparse.Namespace) -> int:
+    """Check everything (options, image files and sizes, memory, --out), then segment; Ctrl-C
+    ends it with one line saying which images were written (exit code 130, as a shell reports it)."""
+    written: list[Path] = []
+    try:
+        return _segment_all(args, written)
+    except KeyboardInterrupt:
+        out = Path(args.out)
+        done = (f"{len(written)} of {len(args.images)} images written to {out} ("
+                + ", ".join(str(out / _outputs(p)[0]) for p in written) + ", each with its overlay)"
+                if written else f"no image written to {out}")
+        rest = [str(p) for p in map(Path, args.images) if p not in written]
+        print(f"interrupted (Ctrl-C): {done}; not finished: {', '.join(rest)}", file=sys.stderr)
+        return 130
+
+
+def _segment_all(args: argparse.Namespace, written: list[Path]) -> int:
+    """:func:`_segment`'s work; appends each image to ``written`` once both its files are."""
     from .files import save_image, save_label_map
     from .metrics.segments import upsample_labels
     from .overlays import boundaries_overlay
@@ -173,8 +247,12 @@ def _segment(args: argparse.Namespace) -> int:
 
     method = _segment_method(args)
     device = resolve_device(args.device)
+    shapes = _segment_shapes(args)
+    out = Path(args.out)
+    _check_output_folder(out, [Path(name) for name in args.images])
+    _check_memory(method, shapes, args, device)  # before any image is decoded
     originals, images = _segment_inputs(args)  # all read before anything is written
-    out = _output_folder(Path(args.out))
+    out = _output_folder(out)
     if device.type == "cpu":
         tune_cpu_allocator()  # as the runner does: only the speed changes
     by_shape: dict[tuple, list[Path]] = {}
@@ -189,9 +267,11 @@ def _segment(args: argparse.Namespace) -> int:
                 # back to the image file's size (nearest neighbour): after --max-side, and for s3net's
                 # code form, whose labels come at its 256 x 256 input size
                 labels = upsample_labels(o.labels, originals[p].shape[:2])
-                save_label_map(out / f"{p.stem}.png", labels)
-                save_image(out / f"{p.stem}_overlay.png", boundaries_overlay(originals[p], labels))
-                print(f"{p} -> {out / (p.stem + '.png')}: {len(np.unique(labels))} labels after {o.iterations} "
+                label_file, overlay_file = (out / name for name in _outputs(p))
+                save_label_map(label_file, labels)  # each file written atomically (lib/files.py)
+                save_image(overlay_file, boundaries_overlay(originals[p], labels))
+                written.append(p)
+                print(f"{p} -> {label_file}: {len(np.unique(labels))} labels after {o.iterations} "
                       f"iterations ({method.label()})")
     return 0
 
@@ -199,11 +279,20 @@ def _segment(args: argparse.Namespace) -> int:
 def _download(args: argparse.Namespace) -> int:
     from .data import bsds500, oxford_pet, stanford_background, voc2012, voc2012_aug
 
+    if args.sha256 is not None and args.dataset != "stanford_background":
+        raise CLIError(f"--sha256: only stanford_background's archive is checked against a digest you give "
+                       f"({args.dataset} is checked by its own)")
     if args.dataset == "bsds500":
         target = bsds500.download(args.data_root, progress=not args.quiet)
     elif args.dataset == "oxford_pet":
         target = oxford_pet.download(args.data_root)
+        # torchvision downloads nothing when the folders exist, however broken the copy in them
+        problems = oxford_pet.verify(args.data_root)
+        if problems:
+            _problems(problems, _fix(args.dataset, args.data_root))
+            return 1
     elif args.dataset == "stanford_background":
+        # the digest's form is checked before the download starts (lib/data/stanford_background.py)
         target = stanford_background.download(args.data_root, sha256=args.sha256 or stanford_background.ARCHIVE_SHA256,
                                               progress=not args.quiet)
     elif args.dataset == "voc2012_aug":
@@ -214,21 +303,43 @@ def _download(args: argparse.Namespace) -> int:
     return 0
 
 
-def _verify(args: argparse.Namespace) -> int:
-    from .data import bsds500, stanford_background
+def _fix(dataset: str, root) -> str:
+    """What to run about a broken copy of ``dataset``."""
     from .paths import data_root
 
-    if args.dataset == "stanford_background":
-        problems = stanford_background.verify(args.data_root)
-        print("\n".join(problems[:20]) or f"Stanford Background under {data_root(args.data_root)}: all 715 images "
-              "of the split file and their region labels read")
-        return 1 if problems else 0
-    problems = bsds500.verify(args.data_root)
+    command = f"python -m lib download {dataset} --data-root {data_root(root)}"
+    if dataset == "oxford_pet":
+        return (f"move the copy aside (torchvision downloads nothing while its folders exist), then run: "
+                f"{command}")
+    return f"fix them with: {command}"
+
+
+def _problems(problems: Sequence[str], fix: str) -> None:
+    """The first 20 problems, how many in all, and the fix."""
+    print("\n".join(problems[:20]) + (f"\n... {len(problems) - 20} more" if len(problems) > 20 else ""))
+    print(f"{len(problems)} problem(s); {fix}")
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from .data import bsds500, oxford_pet, stanford_background
+    from .paths import data_root
+
+    modules = {"bsds500": bsds500, "oxford_pet": oxford_pet, "stanford_background": stanford_background}
+    problems = modules[args.dataset].verify(args.data_root)
     if problems:
-        print("\n".join(problems[:20]) + (f"\n... {len(problems) - 20} more" if len(problems) > 20 else ""))
-        print(f"{len(problems)} problem(s); fix them with: python -m lib download bsds500 --data-root {data_root(args.data_root)}")
+        _problems(problems, _fix(args.dataset, args.data_root))
         return 1
-    print(f"BSDS500 under {data_root(args.data_root) / 'bsds500'}: all {len(bsds500.manifest())} train/test files match the manifest")
+    root = data_root(args.data_root)
+    if args.dataset == "stanford_background":
+        print(f"Stanford Background under {root}: all 715 images of the split file and their region labels "
+              "read")
+    elif args.dataset == "oxford_pet":
+        counts = {name: len(ids) for name, ids in oxford_pet.listed(args.data_root).items()}
+        print(f"Oxford-IIIT Pet under {root}: {counts['trainval.txt']} trainval and {counts['test.txt']} "
+              "test images of the list files read, each with its trimap")
+    else:
+        print(f"BSDS500 under {root / 'bsds500'}: all {len(bsds500.manifest())} train/test files match the "
+              "manifest")
     return 0
 
 
@@ -256,11 +367,28 @@ def _index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _yaml_problem(exc: Exception) -> str:
+    """What YAML found wrong, and where (line and column, counted from 1) when it says."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    context = getattr(exc, "context", None)
+    return f"{getattr(exc, 'problem', None) or exc}{where}" + (f" ({context})" if context else "")
+
+
 def _given(args: argparse.Namespace) -> dict:
-    """The ``-p NAME VALUE`` parameters, each value read as YAML: 3 -> int, [0] -> list."""
+    """The ``-p NAME VALUE`` parameters, each value read as YAML: 3 -> int, [0] -> list; a value
+    that is not YAML is a CLIError naming it (``notebook`` and ``shard`` alike)."""
     import yaml
 
-    return {name: yaml.safe_load(value) for name, value in args.parameter}
+    given = {}
+    for name, value in args.parameter:
+        try:
+            given[name] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise CLIError(f"-p {name} {value!r}: the value is not valid YAML: {_yaml_problem(exc)}; write "
+                           "it as in the notebook's parameter file, e.g. -p seeds '[0, 1]', -p max_side 64, "
+                           "-p device cuda") from None
+    return given
 
 
 def _overrides(args: argparse.Namespace) -> dict:
@@ -268,11 +396,34 @@ def _overrides(args: argparse.Namespace) -> dict:
     return {**_given(args), "data_root": args.data_root, "results_dir": args.results_dir, "device": args.device}
 
 
+def _per_image_notebook(notebook: str, command: str) -> None:
+    """CLIError unless ``notebook`` is one of the per-image notebooks ``plan`` and ``shard`` cut
+    into jobs (``lib.plans.PLANS``); a dataset-level notebook is run whole."""
+    from .paths import REPO_ROOT
+    from .plans import PLANS
+
+    if notebook in PLANS:
+        return
+    whole = sorted(p.stem for p in (REPO_ROOT / "notebooks").glob("*.ipynb") if p.stem not in PLANS)
+    covers = (f"{command} covers the per-image notebooks, whose runs are cut into jobs of images: "
+              f"{', '.join(PLANS)}")
+    run = (f"run it whole: python -m lib notebook notebooks/{notebook}.ipynb OUT.ipynb -f "
+           f"notebooks/params/{notebook}/<profile>.yaml (or every notebook: make results)")
+    if notebook in whole:
+        raise CLIError(f"{command} {notebook}: {covers}. {notebook} is a dataset-level notebook (as are "
+                       f"{', '.join(n for n in whole if n != notebook)}): it trains on whole datasets, so "
+                       f"there are no per-image jobs to {command}; {run}")
+    raise CLIError(f"{command} {notebook}: unknown notebook {notebook!r}; {covers} (dataset-level notebooks, "
+                   f"run whole with python -m lib notebook or make results: {', '.join(whole)})")
+
+
 def _shard(args: argparse.Namespace) -> int:
     from . import shards
 
+    _per_image_notebook(args.notebook, "shard")
+    overrides = _overrides(args)  # a bad -p value is named before a GPU is claimed
     device = shards.claim_gpu() if args.claim_gpu else None  # before torch sees CUDA
-    p = shards.parameters(args.notebook, args.profile, **_overrides(args))
+    p = shards.parameters(args.notebook, args.profile, **overrides)
     job = shards.find(args.notebook, p, args.job)
     done = shards.run_job(args.notebook, p, job, progress=not args.quiet)
     gpu = f" on GPU {device}" if device is not None else ""
@@ -281,13 +432,65 @@ def _shard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _notebook_inputs(args: argparse.Namespace) -> dict:
+    """The input notebook, the ``-f`` file and the ``-p`` values checked before a kernel starts;
+    returns the ``-p`` parameters."""
+    import yaml
+
+    source = Path(args.input)
+    if source.is_dir():
+        raise CLIError(f"{source} is a folder; give the notebook to run, e.g. notebooks/kanezaki2018.ipynb")
+    if not source.is_file():
+        raise CLIError(f"{source}: no such notebook; give the path of the .ipynb to run "
+                       "(the study's are in notebooks/)")
+    if args.parameters_file is not None:
+        path = Path(args.parameters_file)
+        if not path.is_file():
+            raise CLIError(f"-f {path}: no such file; give a YAML file of parameters, e.g. "
+                           "notebooks/params/<notebook>/<profile>.yaml")
+        try:
+            values = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise CLIError(f"-f {path}: not valid YAML: {_yaml_problem(exc)}; fix the file (one "
+                           "'name: value' per line)") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CLIError(f"-f {path}: cannot be read ({exc})") from None
+        if values is not None and not isinstance(values, dict):
+            kind = {"list": "a list", "str": "a string"}.get(type(values).__name__, "a single value")
+            raise CLIError(f"-f {path}: holds {kind}, not parameters; write one 'name: value' per line")
+    return _given(args)
+
+
+def _study_parameters(args: argparse.Namespace, given: dict) -> None:
+    """For one of the study's notebooks, its parameters as the kernel will get them (the
+    parameters cell, then ``-f``, then ``-p``) checked as the notebook checks them
+    (``lib/parameters.py``), before a kernel starts: an unknown name, a wrong type or a value out
+    of range is named at once instead of after the kernel's start-up."""
+    import yaml
+
+    from . import parameters, study
+    from .paths import REPO_ROOT
+
+    source = Path(args.input).resolve()
+    if source != (REPO_ROOT / "notebooks" / source.name).resolve() or not source.name.endswith(".ipynb"):
+        return  # not one of the study's notebooks: its own code checks what it gets
+    declared = study.declared_parameters(source.stem)
+    values = {name: d.default for name, d in declared.items()}
+    if args.parameters_file is not None:
+        values.update(yaml.safe_load(Path(args.parameters_file).read_text()) or {})
+    values.update(given)
+    parameters.check(source.stem, values, declared)
+
+
 def _notebook(args: argparse.Namespace) -> int:
     from .kernels import execute_notebook
     from .shards import claim_gpu
 
+    parameters = _notebook_inputs(args)
+    _study_parameters(args, parameters)
     if args.claim_gpu:
         claim_gpu()  # the kernel inherits CUDA_VISIBLE_DEVICES
-    execute_notebook(args.input, args.output, parameters=_given(args), parameters_file=args.parameters_file,
+    execute_notebook(args.input, args.output, parameters=parameters, parameters_file=args.parameters_file,
                      cwd=args.cwd, kernel_name=args.kernel, log_output=args.log_output)
     return 0
 
@@ -297,6 +500,14 @@ def _plan(args: argparse.Namespace) -> int:
 
     from . import plans, shards
 
+    if not (math.isfinite(args.tflops) and args.tflops > 0):
+        raise CLIError(f"--tflops {args.tflops:g}: the assumed sustained TFLOP/s of one GPU must be a "
+                       "positive number (e.g. 25)")
+    if args.shards < 1:
+        raise CLIError(f"--shards {args.shards}: a configuration and seed's images are cut into at least "
+                       "1 shard")
+    for notebook in args.notebooks:
+        _per_image_notebook(notebook, "plan")
     rows, unique = [], {}
     for notebook in args.notebooks or list(plans.PLANS):
         p = shards.parameters(notebook, args.profile, data_root=args.data_root)
@@ -337,8 +548,10 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--pred", required=True, help="folder of <image id>.png (8/16-bit, one channel) or <image id>.npy label maps")
     e.add_argument("--split", default=None, help="bsds500: train, val or test (default test); voc2012: a split list "
                    "instead of the default 150 val images")
-    e.add_argument("--ground-truth", default="object", choices=["object", "class"], help="voc2012: which PNGs")
-    e.add_argument("--void", default="drop", choices=["drop", "keep"], help="voc2012: the 255 border does not count / is a segment")
+    e.add_argument("--ground-truth", default=None, choices=["object", "class"],
+                   help="voc2012 only: which PNGs (default object)")
+    e.add_argument("--void", default=None, choices=["drop", "keep"],
+                   help="voc2012 only: the 255 border does not count / is a segment (default drop)")
     e.add_argument("--data-root", default=None, help="folder holding bsds500/ (default: $SEGSTUDY_DATA_ROOT or data/)")
     e.add_argument("--json", action="store_true", help="print a JSON object: all, fine, coarse, mean, covering, pri, voi, images, segments_per_image")
     e.add_argument("--quiet", action="store_true")
@@ -380,8 +593,9 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=_download)
 
-    v = sub.add_parser("verify", help="check a dataset copy (BSDS500: against its SHA-256 manifest)")
-    v.add_argument("dataset", choices=["bsds500", "stanford_background"])
+    v = sub.add_parser("verify", help="check a dataset copy (BSDS500: against its SHA-256 manifest; "
+                       "Oxford-IIIT Pet and Stanford Background: every listed image and its labels read)")
+    v.add_argument("dataset", choices=["bsds500", "oxford_pet", "stanford_background"])
     v.add_argument("--data-root", default=None)
     v.set_defaults(func=_verify)
 

@@ -272,17 +272,45 @@ def describe(name: str, nb: nbformat.NotebookNode | None = None) -> Assignment:
                       solutions, tests, mutations=list(meta.get("mutations", [])))
 
 
+def _course_folder(course: Path) -> Path:
+    """``course`` (as given) made a folder and resolved, or a CourseworkError naming the file in its way."""
+    blocker = next((p for p in (course, *course.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        where = "is" if blocker == course else f"is under {blocker}, which is"
+        raise CourseworkError(f"--course {course}: {where} a file, not a folder; give a folder for the "
+                              "course (it is created if it does not exist)")
+    try:
+        course.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CourseworkError(f"--course {course}: cannot create the folder ({exc.strerror or exc}); give a "
+                              "folder you can write to") from None
+    return course.resolve()
+
+
+def _write_config(course: Path, log) -> None:
+    """Write ``nbgrader_config.py``, but never over a teacher's edits: a file that differs from what
+    this build writes is kept, and the build's version goes beside it as ``nbgrader_config.py.new``
+    (the build itself does not read the file: :func:`nbgrader_api` sets what it needs)."""
+    config, text = course / "nbgrader_config.py", _nbgrader_config()
+    if config.is_file() and config.read_text() != text:
+        write_text(config.with_name(config.name + ".new"), text)
+        log(f"kept your edited {config}; this build's version is {config}.new: merge what you need from it "
+            "(nbgrader reads only nbgrader_config.py)")
+        return
+    write_text(config, text)
+
+
 def build(course: str | os.PathLike, size: str = "demo", only: Sequence[str] | None = None,
           check: bool = False, log=print) -> list[Assignment]:
     """Write the course folder (see the module docstring) for the assignments ``only`` (all by
-    default); with ``check``, run every solution top to bottom and fail on any error."""
-    course = Path(course).resolve()
+    default); with ``check``, run every solution top to bottom and fail on any error. A teacher's
+    edited ``nbgrader_config.py`` is kept (see :func:`_write_config`)."""
     names = list(only) if only else templates()
     unknown = sorted(set(names) - set(templates()))
     if unknown:
         raise CourseworkError(f"unknown assignment(s) {', '.join(unknown)}; known: {', '.join(templates())}")
-    course.mkdir(parents=True, exist_ok=True)
-    write_text(course / "nbgrader_config.py", _nbgrader_config())
+    course = _course_folder(Path(course))
+    _write_config(course, log)
     api = nbgrader_api(course)
     done = []
     for name in names:

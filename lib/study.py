@@ -282,13 +282,15 @@ def evaluation_sets(
     if synthetic_images:
         opened.built_in("synthetic", synthetic_images, synthetic_size, "scenes with exact fine and coarse ground truth")
     if bsds_images:
+        # the first N only: a copy that lacks later images still serves them (the loader names any
+        # image of the part asked for that is missing)
         full = opened.requested("bsds500", f"BSDS500 {bsds_split}", f"bsds_images={bsds_images}", missing,
-                                root=data_root, split=bsds_split)
+                                root=data_root, split=bsds_split, limit=bsds_images if bsds_images > 0 else None)
         if full is not None:
-            subset = full[: bsds_images] if bsds_images > 0 else full[:]
+            subset = full[:]
             opened.sets[full.name] = subset
             opened.notes[full.name] = subset_note(f"BSDS500 {bsds_split}, every human annotation", len(subset),
-                                                  len(full))
+                                                  full.present)
     if voc_images:
         voc = opened.requested("voc2012", "PASCAL VOC 2012", f"voc_images={voc_images}", missing,
                                root=data_root, ground_truth=voc_ground_truth, void=voc_void)

@@ -220,3 +220,21 @@ def test_guide_names_every_assignment_and_command(course):
         assert f"**{name}**" in guide
     for command in ("nbgrader autograde", "nbgrader generate_feedback", "nbgrader export"):
         assert command in guide
+
+
+def test_a_rebuild_keeps_the_teachers_nbgrader_config(tmp_path):
+    """A teacher's edit of nbgrader_config.py survives a rebuild; the build's version lands beside it."""
+    said = []
+    coursework.build(tmp_path, size="smoke", only=["kim_miou"], check=False, log=said.append)
+    config = tmp_path / "nbgrader_config.py"
+    built = config.read_text()
+    assert not (tmp_path / "nbgrader_config.py.new").exists()  # nothing of the teacher's to keep yet
+    coursework.build(tmp_path, size="smoke", only=["kim_miou"], check=False, log=said.append)
+    assert config.read_text() == built and not (tmp_path / "nbgrader_config.py.new").exists()  # unchanged: same
+    edited = built + "c.Exchange.root = '/srv/nbgrader/exchange'\n"
+    config.write_text(edited)
+    said.clear()
+    coursework.build(tmp_path, size="smoke", only=["kim_miou"], check=False, log=said.append)
+    assert config.read_text() == edited
+    assert (tmp_path / "nbgrader_config.py.new").read_text() == built
+    assert any("nbgrader_config.py.new" in line and "kept" in line for line in said), said

@@ -246,3 +246,100 @@ def test_verify_reports_missing_and_altered_files(tmp_path):
     problems = bsds500.verify(tmp_path)
     assert f"checksum mismatch: {path}" in problems
     assert len(problems) == 800
+
+
+# --------------------------------------------------------------------------------------------
+# a copy that lacks some of its split: named before any work, not silently scored on what is left
+
+
+def _official_ids(split: str = "test") -> list[str]:
+    return sorted({Path(rel).stem for rel in bsds500.manifest() if rel.startswith(f"images/{split}/")}, key=int)
+
+
+@pytest.fixture(scope="module")
+def official_copy(tmp_path_factory) -> Path:
+    """Tiny files under the 200 official test ids of the manifest (6 x 8 pixels each)."""
+    root = tmp_path_factory.mktemp("official")
+    for image_id in _official_ids():
+        _write_jpg(root / "bsds500" / "images" / "test" / f"{image_id}.jpg", 6, 8)
+        _write_mat(root / "bsds500" / "groundTruth" / "test" / f"{image_id}.mat", [np.ones((6, 8))])
+    return root
+
+
+def _partial(official_copy: Path, tmp_path: Path, *files: str) -> Path:
+    """A copy of ``official_copy`` without ``files`` (paths relative to bsds500/)."""
+    import shutil
+
+    root = tmp_path / "partial"
+    shutil.copytree(official_copy, root)
+    for rel in files:
+        (root / "bsds500" / rel).unlink()
+    return root
+
+
+def test_a_complete_official_copy_opens_whole_or_in_part(official_copy):
+    ids = _official_ids()
+    assert BSDS500(root=official_copy).ids == ids and len(ids) == 200
+    assert BSDS500(root=official_copy, limit=5).ids == ids[:5]
+    assert BSDS500(root=official_copy, ids=[ids[7]]).ids == [ids[7]]
+
+
+def test_an_image_without_its_jpg_is_named(tmp_path):
+    """A .mat whose .jpg is gone: the image is missing, not silently left out of the split."""
+    _fake_bsds(tmp_path)
+    gone = tmp_path / "bsds500" / "images" / "test" / "20.jpg"
+    gone.unlink()
+    with pytest.raises(DatasetNotFound) as err:
+        BSDS500(root=tmp_path)
+    message = str(err.value)
+    assert str(gone) in message and "python -m lib download bsds500" in message
+
+
+@pytest.mark.parametrize("files", [("images/test/2018.jpg",),  # its .mat still there
+                                   ("images/test/100007.jpg", "groundTruth/test/100007.mat",
+                                    "images/test/100039.jpg", "groundTruth/test/100039.mat")])
+def test_a_copy_missing_official_images_fails_naming_them(official_copy, tmp_path, files):
+    root = _partial(official_copy, tmp_path, *files)
+    with pytest.raises(DatasetNotFound) as err:
+        BSDS500(root=root)
+    message = str(err.value)
+    missing = sorted({Path(f).stem for f in files}, key=int)
+    assert f"{len(missing)} of its 200 images" in message
+    for rel in files:
+        assert str(Path(rel)) in message
+    assert f"python -m lib download bsds500 --data-root {root}" in message
+    assert f"python -m lib verify bsds500 --data-root {root}" in message
+
+
+def test_a_partial_copy_still_gives_its_first_images_when_they_are_there(official_copy, tmp_path):
+    ids = _official_ids()
+    root = _partial(official_copy, tmp_path, f"images/test/{ids[-1]}.jpg", f"groundTruth/test/{ids[-1]}.mat")
+    assert BSDS500(root=root, limit=5).ids == ids[:5]
+    with pytest.raises(DatasetNotFound, match=ids[-1]):
+        BSDS500(root=root, limit=-1)  # the whole split
+    root = _partial(official_copy, tmp_path / "b", f"images/test/{ids[2]}.jpg", f"groundTruth/test/{ids[2]}.mat")
+    with pytest.raises(DatasetNotFound, match=ids[2]):
+        BSDS500(root=root, limit=5)  # the first 5 of the split are not the first 5 present
+
+
+def test_a_notebook_asking_for_the_whole_split_of_a_partial_copy_fails(official_copy, tmp_path):
+    from lib import study
+
+    ids = _official_ids()
+    sets = dict(synthetic_images=0, synthetic_size=[16, 16])
+    assert len(study.evaluation_sets(**sets, bsds_images=3, data_root=str(official_copy)).sets["bsds500/test"]) == 3
+    assert len(study.evaluation_sets(**sets, bsds_images=-1, data_root=str(official_copy)).sets["bsds500/test"]) == 200
+    root = _partial(official_copy, tmp_path, f"images/test/{ids[10]}.jpg", f"groundTruth/test/{ids[10]}.mat")
+    with pytest.raises(DatasetNotFound) as err:
+        study.evaluation_sets(**sets, bsds_images=-1, data_root=str(root))
+    assert "bsds_images=-1" in str(err.value) and f"images/test/{ids[10]}.jpg" in str(err.value)
+
+
+def test_a_notebook_asking_for_the_first_images_of_a_partial_copy_gets_them(official_copy, tmp_path):
+    from lib import study
+
+    ids = _official_ids()
+    root = _partial(official_copy, tmp_path, f"images/test/{ids[10]}.jpg", f"groundTruth/test/{ids[10]}.mat")
+    opened = study.evaluation_sets(synthetic_images=0, synthetic_size=[16, 16], bsds_images=3, data_root=str(root))
+    assert [s.id for s in opened.sets["bsds500/test"]] == ids[:3]
+    assert "the first 3 (by id) of the 199 images present" in opened.notes["bsds500/test"]

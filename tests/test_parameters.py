@@ -166,3 +166,27 @@ def test_a_configfile_is_checked_before_any_job(tmp_path, parameters, expected):
                            "--cores", "1", "--configfile", str(config), "--config", "profile=smoke"],
                           capture_output=True, text=True, cwd=REPO)
     assert done.returncode != 0 and expected in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["-p", "beta", ".nan"], "parameter beta=nan"),
+    (["-p", "alpha", "-1.0"], "parameter alpha=-1.0"),
+    (["-p", "tiles", "[5]"], "parameter tiles=[5]"),
+    (["-p", "epochs", "3"], "unknown parameter(s) epochs"),
+])
+def test_python_m_lib_notebook_checks_before_a_kernel_starts(tmp_path, capsys, argv, expected):
+    out = tmp_path / "out.ipynb"
+    code = main(["notebook", str(REPO / "notebooks" / "jigsawgan.ipynb"), str(out), "-f",
+                 str(REPO / "notebooks" / "params" / "jigsawgan" / "smoke.yaml"), *argv])
+    assert code == 2 and expected in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.parametrize("mu", ["inf", "nan", "-1", "0"])
+def test_segment_refuses_a_weight_that_is_not_a_finite_positive_number(tmp_path, capsys, mu):
+    from PIL import Image
+    import numpy as np
+
+    image = tmp_path / "a.png"
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(image)
+    code = main(["segment", "--method", "kim2020", "--mu", mu, "--out", str(tmp_path / "out"), str(image)])
+    assert code == 2 and "--mu" in capsys.readouterr().err and not (tmp_path / "out").exists()

@@ -90,7 +90,7 @@ def test_download_checks_the_digest_and_every_file(tmp_path, monkeypatch):
     assert target == root / "stanford_background" and not sb.verify(root)
     assert load("stanford_background", root=root, split="test").ids == ["0000051"]
     with pytest.raises(DatasetError, match="SHA-256 .* differs from the expected 0000"):
-        sb.download(tmp_path / "other", url=archive.as_uri(), sha256="0000", progress=False)
+        sb.download(tmp_path / "other", url=archive.as_uri(), sha256="0" * 64, progress=False)
     assert not (tmp_path / "other" / "stanford_background").exists()
     broken = _archive(tmp_path / "b", ids, drop_label="0000051")
     with pytest.raises(DatasetError, match=r"(?s)incomplete .*0000051.regions.txt"):

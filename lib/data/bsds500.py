@@ -9,10 +9,18 @@ Expected under the data root::
 ``BSR/BSDS500/data/{images,groundTruth}`` and checks every train/test file against the SHA-256
 manifest in ``bsds500_sha256.txt`` (the val split is not in the manifest; its files are only
 checked to load).
+
+A copy that lacks part of a split is refused when it is opened, naming what is missing, rather than
+scored on what is left: a benchmark over a named split must cover all of it. Any ``<id>.mat``
+whose ``<id>.jpg`` is gone (or the reverse) is named; and when the copy holds the official images
+(ids of the manifest), every id of the split the caller asks for must be there: the whole split,
+or its first ``limit`` ids in numeric order. Copies under other ids (the tests' tiny fakes) are
+checked for matching pairs only.
 """
 
 from __future__ import annotations
 
+import functools
 import shutil
 import tarfile
 import tempfile
@@ -74,14 +82,57 @@ class BSDS500(SampleList):
         known = sorted((p.stem for p in self.image_dir.glob("*.jpg")), key=_id_key)
         if not known:
             raise _missing(self.image_dir / "*.jpg", self.root, f"{split} images")
-        without_gt = [i for i in known if not (self.gt_dir / f"{i}.mat").is_file()]
+        annotated = {p.stem for p in self.gt_dir.glob("*.mat")}
+        # what is asked for: the whole split (None), its first `limit` ids, or named ids (0 here:
+        # require_ids below checks those)
+        asked = 0 if ids is not None else None if limit is None or limit < 0 else limit
+        self._require_official(set(known), annotated, asked)
+        without_gt = [i for i in known if i not in annotated]
         if without_gt:
             first = self.gt_dir / f"{without_gt[0]}.mat"
             which = f" (first: {without_gt[0]})" if len(without_gt) > 1 else ""
             raise _missing(first, self.root, f"ground truth of {len(without_gt)} of the {len(known)} {split} images{which}")
+        without_image = sorted(annotated - set(known), key=_id_key)
+        if without_image:
+            first = self.image_dir / f"{without_image[0]}.jpg"
+            which = f" (first: {without_image[0]})" if len(without_image) > 1 else ""
+            raise _missing(first, self.root, f"{split} image (.jpg) of {len(without_image)} of the "
+                           f"{len(annotated)} {split} ground-truth files{which}")
         self.ids = require_ids(ids, known, str(self.image_dir))
+        self.present = len(self.ids)  # before ``limit``: how many the copy holds (for captions)
         if limit is not None and limit >= 0:
             self.ids = self.ids[:limit]
+
+    def _require_official(self, images: set[str], annotated: set[str], limit: int | None) -> None:
+        """A copy of the official images must hold every id of the split that is asked for: all of
+        them (``limit`` None) or the first ``limit`` in numeric order (0: none, ids named by the caller
+        are checked by :func:`require_ids`). A DatasetNotFound names the missing files and the fix."""
+        official = manifest_ids(self.split)
+        if not official or not (images | annotated) & set(official):
+            return  # the val split (not in the manifest), or a copy of other images
+        wanted = official if limit is None else official[:limit]
+        absent = [i for i in wanted if i not in images or i not in annotated]
+        if not absent:
+            return
+
+        def gone(i: str) -> str:
+            rels = [f"images/{self.split}/{i}.jpg"] if i not in images else []
+            rels += [f"groundTruth/{self.split}/{i}.mat"] if i not in annotated else []
+            return f"{i} ({', '.join(rels)})"
+
+        files = [gone(i) for i in absent[:5]]
+        more = f" and {len(absent) - 5} more" if len(absent) > 5 else ""
+        if limit is None:
+            part, why = f"its {len(official)} images", "a benchmark over the split must cover all of it"
+        else:
+            part = f"the first {limit} (by id) of its {len(official)} images"
+            why = f"limit={limit} asks for them"
+        raise DatasetNotFound(
+            f"BSDS500 {self.split} under {self.root / 'bsds500'} is incomplete: {len(absent)} of {part} "
+            f"{'is' if len(absent) == 1 else 'are'} missing ({why}): {', '.join(files)}{more}.\n"
+            f"  Get the complete copy with:  {DOWNLOAD_HINT.format(root=self.root)}\n"
+            f"  or find what else differs from the official files with:  "
+            f"python -m lib verify bsds500 --data-root {self.root}")
 
     def _read(self, image_id: str) -> Sample:
         image = read_image(self.image_dir / f"{image_id}.jpg")
@@ -118,6 +169,14 @@ def manifest() -> dict[str, str]:
             digest, rel = line.split(maxsplit=1)
             entries[rel.strip()] = digest
     return entries
+
+
+@functools.lru_cache(maxsize=None)
+def manifest_ids(split: str) -> list[str]:
+    """The official ids of ``split`` in numeric order (empty for ``val``, which the manifest lacks)."""
+    prefix = f"images/{split}/"
+    ids = (rel[len(prefix):-len(".jpg")] for rel in manifest() if rel.startswith(prefix))
+    return sorted(ids, key=_id_key)
 
 
 def verify(root=None) -> list[str]:

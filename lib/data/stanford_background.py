@@ -14,6 +14,7 @@ without saying which: the study's draw (seeded, see :func:`draw_split`) is kept 
 
 from __future__ import annotations
 
+import re
 import shutil
 import tarfile
 import tempfile
@@ -147,10 +148,24 @@ def verify(root=None) -> list[str]:
     return problems
 
 
+def check_sha256(sha256: str) -> str:
+    """``sha256`` in lower case, or a DatasetError when it is not 64 hexadecimal digits (checked
+    before a download starts, not after it)."""
+    text = sha256.strip()
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", text):
+        hexadecimal = re.fullmatch(r"[0-9a-fA-F]*", text) is not None
+        what = f"{len(text)} characters" + ("" if hexadecimal else ", not all hexadecimal")
+        raise DatasetError(f"--sha256 {sha256}: a SHA-256 digest is 64 hexadecimal digits (0-9, a-f), this "
+                           f"is {what}; copy the whole digest (e.g. from `sha256sum iccv09Data.tar.gz`)")
+    return text.lower()
+
+
 def download(root=None, url: str = ARCHIVE_URL, sha256: str | None = ARCHIVE_SHA256, progress: bool = True) -> Path:
     """Fetch ``iccv09Data.tar.gz`` into ``<root>/stanford_background`` and check it: its SHA-256
-    against ``sha256`` when one is given (always printed), then every file :func:`verify` reads.
-    Unpacked in a temporary folder and moved into place only when all of it checks out."""
+    against ``sha256`` when one is given (always printed; its form is checked before the download,
+    upper or lower case alike), then every file :func:`verify` reads. Unpacked in a temporary
+    folder and moved into place only when all of it checks out."""
+    expected = None if sha256 is None else check_sha256(sha256)
     root = paths.data_root(root)
     target = root / "stanford_background"
     root.mkdir(parents=True, exist_ok=True)
@@ -161,9 +176,9 @@ def download(root=None, url: str = ARCHIVE_URL, sha256: str | None = ARCHIVE_SHA
                   "<data root>/stanford_background/ and check it with: python -m lib verify stanford_background")
         digest = file_digest(archive, "sha256")
         print(f"{archive.name}: SHA-256 {digest}")
-        if sha256 is not None and digest != sha256:
-            raise DatasetError(f"{url}: SHA-256 {digest} differs from the expected {sha256}; the download is broken "
-                               "or the archive changed")
+        if expected is not None and digest != expected:
+            raise DatasetError(f"{url}: SHA-256 {digest} differs from the expected {expected}; the download "
+                               "is broken or the archive changed")
         staged = tmp / "stanford_background"
         with tarfile.open(archive) as tar:
             members = [m for m in tar.getmembers() if m.isfile() and m.name.startswith("iccv09Data/")]
