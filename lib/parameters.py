@@ -5,9 +5,10 @@ A notebook run (``study.setup``), a cluster job (``python -m lib shard``, the Sn
 notebook does not declare, a value of another type than its declaration, or a value out of its
 range is a :class:`ParameterError` that names the parameter, the value and what is expected.
 One name means one thing everywhere, so a range is written once per name (:data:`RULES`);
-where notebooks of different papers give a name different choices (``forms``), the choices come
-from the paper's own module. Floats must be finite: a NaN or infinite weight would train
-silently into NaN losses.
+where notebooks of different papers give a name different choices (``forms``), :data:`FORMS`
+lists each notebook's (a test holds them to the papers' own modules; they are written here so
+that checking needs no PyTorch import). Floats must be finite: a NaN or infinite weight would
+train silently into NaN losses.
 """
 
 from __future__ import annotations

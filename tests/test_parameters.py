@@ -190,3 +190,14 @@ def test_segment_refuses_a_weight_that_is_not_a_finite_positive_number(tmp_path,
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(image)
     code = main(["segment", "--method", "kim2020", "--mu", mu, "--out", str(tmp_path / "out"), str(image)])
     assert code == 2 and "--mu" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_the_forms_a_notebook_accepts_are_its_papers():
+    from lib.methods import jigsawgan
+    from lib.methods.kanezaki2018 import Kanezaki2018Config
+
+    assert parameters.FORMS["jigsawgan"] == parameters.FORMS["jigsawgan_datasize"] == tuple(jigsawgan.FORMS)
+    for form in parameters.FORMS["kanezaki2018"]:
+        assert Kanezaki2018Config.for_form(form).form == form
+    with pytest.raises(ValueError):
+        Kanezaki2018Config.for_form("corrected")
